@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Installs everything ptnetmap needs on a Debian 12 machine, from Debian's own
+# packages, and prepares the lab kernel (see tests/lab/README.md).
+#
+# Idempotent: when everything is already present it only checks and returns in
+# about a second. Downloads are cached outside the source tree, in
+# $PTNETMAP_CACHE (default: ~/.cache/ptnetmap).
+set -euo pipefail
+
+CACHE="${PTNETMAP_CACHE:-$HOME/.cache/ptnetmap}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Build tools and libraries (userspace is C++20 against Debian 12's packages).
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git python3
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libabsl-dev prometheus-cpp-dev libsqlite3-dev sqlite3
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # The lab: Debian's kernel under QEMU with a busybox initramfs.
+  qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+  # Real peers used by tests.
+  prometheus iproute2
+)
+
+missing_packages() {
+  local pkg status
+  for pkg in "$@"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || printf '%s\n' "$pkg"
+  done
+}
+
+apt_install() {
+  local -a missing
+  mapfile -t missing < <(missing_packages "$@")
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  if [ ! -f "$CACHE/.apt-updated" ] || [ -n "$(find "$CACHE/.apt-updated" -mmin +720)" ]; then
+    $SUDO apt-get update -qq
+    mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+mkdir -p "$CACHE"
+apt_install "${PACKAGES[@]}"
+
+# The lab kernel: the release Debian's linux-image-amd64 points at today. Once
+# chosen it is remembered in the cache, so the lab does not change under a
+# developer's feet; `rm "$CACHE/kernel-release"` picks the newest again.
+if [ ! -s "$CACHE/kernel-release" ]; then
+  [ -f "$CACHE/.apt-updated" ] || { $SUDO apt-get update -qq; touch "$CACHE/.apt-updated"; }
+  meta=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+  [ -n "$meta" ] || { log "cannot resolve linux-image-amd64"; exit 1; }
+  echo "${meta#linux-image-}" > "$CACHE/kernel-release"
+fi
+KREL=$(cat "$CACHE/kernel-release")
+
+apt_install "linux-headers-$KREL"
+
+KDIR="$CACHE/kernel/$KREL"
+if [ ! -f "$KDIR/boot/vmlinuz-$KREL" ]; then
+  log "fetching linux-image-$KREL"
+  mkdir -p "$CACHE/debs" "$KDIR.tmp"
+  (cd "$CACHE/debs" && ls linux-image-"$KREL"_*.deb >/dev/null 2>&1 ||
+     apt-get download -q "linux-image-$KREL" >/dev/null)
+  dpkg-deb -x "$CACHE"/debs/linux-image-"$KREL"_*.deb "$KDIR.tmp"
+  rm -rf "$KDIR" && mv "$KDIR.tmp" "$KDIR"
+fi
+
+log "ready: kernel $KREL, cache $CACHE"

@@ -1,0 +1,98 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the lab initramfs (busybox). Used at both levels: the lab VM under
+# TCG (level 1) and KVM guests started inside it (level 2).
+#
+# It mounts the host's filesystem read-only at /host (9p tag "host") and a
+# writable results folder (9p tag "results"), loads the requested modules,
+# runs /results/job.sh chrooted into /host, then unloads our modules, saves
+# the kernel log and powers off. The harness (tests/lab/lab.py) reads:
+#   results/rc       exit status of the job
+#   results/status   "ok" or "lab-error: <what went wrong>"
+#   results/dmesg    kernel log, for oops and warning detection
+# Parameters come from the kernel command line: lab.modules=a.ko,b.ko
+# (paths in the host filesystem), lab.kvm=1 (load KVM first).
+
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /host /results
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+status_file=/results/status
+
+fail() {
+	echo "LAB-ERROR: $*"
+	[ -w /results ] && echo "lab-error: $*" > "$status_file"
+	dmesg > /results/dmesg 2>/dev/null
+	sync
+	poweroff -f
+}
+
+# Boot-time modules for 9p, in dependency order (written by the harness).
+while read -r mod; do
+	insmod "/lib/modules/$mod" || fail "cannot load boot module $mod"
+done < /lib/modules/boot-order
+
+mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host ||
+	fail "cannot mount the host filesystem (9p tag host)"
+mount -t 9p -o trans=virtio,version=9p2000.L,rw results /results ||
+	fail "cannot mount the results folder (9p tag results)"
+
+param() {
+	for arg in $(cat /proc/cmdline); do
+		case "$arg" in "$1="*) echo "${arg#*=}" ;; esac
+	done
+}
+
+# A usable chroot: writable /tmp and /run, the kernel filesystems, and the
+# lab kernel's modules in place of whatever the host had.
+mount -t tmpfs -o mode=1777 tmpfs /host/tmp
+mount -t tmpfs -o mode=0755 tmpfs /host/run
+mount --bind /dev /host/dev
+mount -t devpts devpts /host/dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /host/dev/shm 2>/dev/null
+mount --bind /proc /host/proc
+mount --bind /sys /host/sys
+mkdir -p /host/tmp/lab-results
+mount --bind /results /host/tmp/lab-results
+krel=$(uname -r)
+moddir="$(param lab.moddir)"
+if [ -n "$moddir" ] && [ -d "/host$moddir/$krel" ]; then
+	mount --bind "/host$moddir/$krel" "/host/lib/modules/$krel" 2>/dev/null
+fi
+ip link set lo up 2>/dev/null
+hostname "lab$(param lab.level)"
+
+if [ "$(param lab.kvm)" = 1 ]; then
+	chroot /host modprobe kvm_amd 2>/dev/null ||
+		chroot /host modprobe kvm_intel 2>/dev/null
+	[ -c /dev/kvm ] || fail "KVM requested but /dev/kvm did not appear (no nested virtualisation?)"
+fi
+
+echo "LAB: loading modules" > /dev/kmsg
+loaded=""
+for mod in $(param lab.modules | tr ',' ' '); do
+	out=$(chroot /host insmod "$mod" 2>&1) ||
+		fail "module load failed: $mod: $out $(dmesg | tail -n 5)"
+	loaded="$(basename "$mod" .ko) $loaded"
+done
+
+echo "LAB: job start" > /dev/kmsg
+echo "LAB: job start"
+chroot /host /bin/sh /tmp/lab-results/job.sh < /dev/null 2>&1 | tee /results/output
+# busybox sh has no PIPESTATUS: the job records its own status.
+rc=$(cat /results/rc 2>/dev/null)
+echo "LAB: job end rc=${rc:-?}" > /dev/kmsg
+echo "LAB: job end rc=${rc:-?}"
+
+# Our modules must always unload: a refcount leak is a bug the test reports.
+for mod in $loaded; do
+	out=$(rmmod "$mod" 2>&1) || fail "module unload failed: $mod: $out"
+done
+
+echo ok > "$status_file"
+dmesg > /results/dmesg
+sync
+poweroff -f

@@ -48,8 +48,21 @@ param() {
 
 # A usable chroot: writable /tmp and /run, the kernel filesystems, and the
 # lab kernel's modules in place of whatever the host had.
+# Host folders under /tmp or /run that the job needs (a clone in /tmp, say)
+# stay visible through the tmpfs mounted over them.
+kept=0
+for path in $(param lab.keep | tr ',' ' '); do
+	mkdir -p "/keep/$kept" && mount --bind "/host$path" "/keep/$kept" ||
+		fail "cannot keep $path visible"
+	kept=$((kept + 1))
+done
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=0755 tmpfs /host/run
+kept=0
+for path in $(param lab.keep | tr ',' ' '); do
+	mkdir -p "/host$path" && mount --bind "/keep/$kept" "/host$path"
+	kept=$((kept + 1))
+done
 mount --bind /dev /host/dev
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /host/dev/shm 2>/dev/null

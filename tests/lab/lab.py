@@ -131,10 +131,26 @@ def write_job(results, command, env, cwd):
     (results / "job.sh").write_text("\n".join(lines) + "\n")
 
 
+def paths_to_keep(args):
+    """Top folders under /tmp or /run that the job uses: the VM mounts fresh
+    tmpfs there, so these are bound back over it (a clone in /tmp, say)."""
+    candidates = [SOURCE_DIR, Path.cwd(), *(Path(m).resolve() for m in args.module)]
+    candidates += [Path(a) for a in args.command if a.startswith("/")]
+    keep = []
+    for path in candidates:
+        parts = Path(path).parts
+        if len(parts) >= 3 and parts[1] in ("tmp", "run"):
+            top = "/" + "/".join(parts[1:3])
+            if top not in keep and Path(top).is_dir():
+                keep.append(top)
+    return keep
+
+
 def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root):
     modules = ",".join(str(Path(m).resolve()) for m in args.module)
     append = ["console=ttyS0", "quiet", "panic=-1", "oops=panic",
               f"lab.level={level}", f"lab.modules={modules}",
+              f"lab.keep={','.join(paths_to_keep(args))}",
               f"lab.kvm={1 if args.kvm else 0}",
               f"lab.moddir={moddir_root}"]
     if level == 1:

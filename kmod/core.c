@@ -16,6 +16,8 @@
 
 #include <net/netmap.h>
 
+#include "pt_guest.h"
+
 /*
  * Validate the fixed header of a NIOCCTRL request. Everything here comes
  * straight from userspace, so each field is checked before anything else
@@ -92,12 +94,19 @@ static int __init ptnm_init(void)
 		pr_err("cannot register /dev/netmap: %d\n", err);
 		return err;
 	}
+	err = ptg_init();
+	if (err) {
+		pr_err("cannot register the guest driver: %d\n", err);
+		misc_deregister(&ptnm_miscdev);
+		return err;
+	}
 	pr_info("netmap API %d ready on /dev/netmap\n", NETMAP_API);
 	return 0;
 }
 
 static void __exit ptnm_exit(void)
 {
+	ptg_exit();
 	misc_deregister(&ptnm_miscdev);
 }
 

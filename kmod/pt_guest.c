@@ -190,8 +190,8 @@ static int ptg_find_port(struct ptg_dev *g)
 	}
 	g->num_tx_rings = READ_ONCE(g->port->num_tx_rings);
 	g->num_rx_rings = READ_ONCE(g->port->num_rx_rings);
-	if (!g->num_tx_rings || g->num_tx_rings > PTNM_MAX_RINGS ||
-	    !g->num_rx_rings || g->num_rx_rings > PTNM_MAX_RINGS) {
+	if (!g->num_tx_rings || g->num_tx_rings > PTNM_PORT_MAX_RINGS ||
+	    !g->num_rx_rings || g->num_rx_rings > PTNM_PORT_MAX_RINGS) {
 		dev_warn(dev, "bad ring counts %u/%u\n", g->num_tx_rings,
 			 g->num_rx_rings);
 		return -ENODEV;

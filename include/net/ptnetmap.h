@@ -37,8 +37,8 @@
  */
 #define PTNM_CTRL_VECTOR	0
 #define PTNM_RING_VECTOR(i)	(1 + (i))
-#define PTNM_MAX_RINGS		16	/* per direction */
-#define PTNM_MAX_VECTORS	(1 + 2 * PTNM_MAX_RINGS)
+#define PTNM_PORT_MAX_RINGS		16	/* per direction */
+#define PTNM_PORT_MAX_VECTORS	(1 + 2 * PTNM_PORT_MAX_RINGS)
 
 /* Feature bits (ptnm_global.host_features, ptnm_port.guest_features). */
 #define PTNM_F_VNET_HDR		(1ull << 0)	/* slots start with a virtio-net header */

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
-"""A test double for the host side of a passthrough port's control plane.
+"""A test double for the host side of a passthrough port.
 
 It serves one QEMU ivshmem-doorbell client on a UNIX socket with the ivshmem
 server protocol (../shared/spec/hypervisor.md): a memfd laid out as
-docs/shm-layout.md says (global page, one port descriptor for peer 1), kick
-eventfds for peer 0 and interrupt eventfds for peer 1. It answers the control
-mailbox (START/STOP) like a host would and logs each request it answered, so
-an e2e test can check the guest driver's side of the protocol without the
-kernel's host datapath. With --foreign it offers memory without our magic, to
-check that the guest driver leaves such devices alone.
+docs/shm-layout.md says (global page, one port descriptor for peer 1, a CSB,
+a netmap region with one TX and one RX ring), kick eventfds for peer 0 and
+interrupt eventfds for peer 1. It answers the control mailbox (START/STOP),
+and while started it plays a tiny host datapath through the CSB: every IPv4
+UDP datagram the guest sends is echoed back (addresses and ports swapped),
+everything else is consumed and counted. It logs what it did, so an e2e test
+can check the guest driver's side of the protocol without the kernel's host
+datapath. With --foreign it offers memory without our magic, to check that
+the guest driver leaves such devices alone.
 """
 
 import argparse
@@ -25,19 +28,97 @@ MAGIC = 0x4D4E5450
 CTRL_START, CTRL_STOP = 1, 2
 PORT_CTRL = 128          # offsetof(struct ptnm_port, ctrl)
 PORT_LINK = 192          # offsetof(struct ptnm_port, link)
+SLOTS = 256              # per ring
+BUF_SIZE = 2048
+CSB = 2 * PAGE           # atok[2] then ktoa[2], TX ring first
+REGION = 4 * PAGE        # netmap_if, then the rings, then the buffers
+TX_RING = REGION + PAGE
+RX_RING = REGION + 3 * PAGE
+BUFS = REGION + 8 * PAGE
 
 
 def write_layout(shm, size, args):
     # struct ptnm_global
     struct.pack_into("<IHHQQII", shm, 0, MAGIC, 1, 0, size, 0, 1, 0)
-    struct.pack_into("<QQII", shm, 32, 4 * PAGE, size - 4 * PAGE, 0, 2048)
+    struct.pack_into("<QQII", shm, 32, REGION, size - REGION, 0, BUF_SIZE)
     # struct ptnm_port of peer 1
     port = PAGE
     mac = bytes(int(b, 16) for b in args.mac.split(":"))
     struct.pack_into("<II6sHHHII", shm, port, 1, args.mtu, mac, 0,
-                     args.rings, args.rings, 1024, 1024)
-    struct.pack_into("<QQQ", shm, port + 32, 4 * PAGE, 2 * PAGE, 0)
+                     args.rings, args.rings, SLOTS, SLOTS)
+    struct.pack_into("<QQQ", shm, port + 32, REGION, CSB, 0)
     struct.pack_into("32s", shm, port + 56, b"fake:p0")
+    # struct netmap_if: one TX and one RX ring (more rings share them: the
+    # guest interface only uses ring 0 of each direction).
+    struct.pack_into("<16sIIIIIII", shm, REGION, b"fake:p0", 14, 0, 1, 1, 0, 0, 0)
+    struct.pack_into("<qq", shm, REGION + 56, TX_RING - REGION, RX_RING - REGION)
+    for ring, first_buf, tail, direction in ((TX_RING, 2, SLOTS - 1, 0),
+                                             (RX_RING, 2 + SLOTS, 0, 1)):
+        struct.pack_into("<qIIHHIII", shm, ring, BUFS - ring, SLOTS, BUF_SIZE, 0,
+                         direction, 0, 0, tail)
+        for i in range(SLOTS):
+            struct.pack_into("<IHHQ", shm, ring + 256 + 16 * i, first_buf + i, 0, 0, 0)
+    # ktoa: the host wants kicks; TX slots all belong to the guest.
+    struct.pack_into("<III", shm, CSB + 128, 0, SLOTS - 1, 1)
+    struct.pack_into("<III", shm, CSB + 192, 0, 0, 1)
+
+
+def echo_of(frame):
+    """The reply to an IPv4 UDP datagram (addresses and ports swapped), or None.
+    Swapping keeps both checksums valid."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    udp = 14 + ihl
+    return (frame[6:12] + frame[0:6] + frame[12:26] + frame[30:34] + frame[26:30]
+            + frame[34:udp] + frame[udp + 2:udp + 4] + frame[udp:udp + 2] + frame[udp + 4:])
+
+
+class Datapath:
+    """The host's half of the CSB protocol for ring 0 of each direction."""
+
+    def __init__(self, shm, irqs, log):
+        self.shm, self.irqs, self.log = shm, irqs, log
+        self.tx_cur = 0               # next guest TX slot to consume
+        self.rx_tail = 0              # next guest RX slot to fill
+        self.echoed = self.consumed = 0
+
+    def u32(self, off):
+        return struct.unpack_from("<I", self.shm, off)[0]
+
+    def slot(self, ring, i):
+        return struct.unpack_from("<IH", self.shm, ring + 256 + 16 * i)
+
+    def run(self):
+        tx_head = self.u32(CSB + 0)
+        rx_head = self.u32(CSB + 64)
+        if tx_head >= SLOTS or rx_head >= SLOTS:
+            self.log.write("guest wrote a bad head\n")
+            return
+        while self.tx_cur != tx_head:
+            buf_idx, length = self.slot(TX_RING, self.tx_cur)
+            start = BUFS + buf_idx * BUF_SIZE
+            frame = self.shm[start:start + min(length, BUF_SIZE)]
+            self.tx_cur = (self.tx_cur + 1) % SLOTS
+            reply = echo_of(frame)
+            # One slot stays empty: fill while rx_tail + 1 != the guest's head.
+            if reply is None or (self.rx_tail + 1) % SLOTS == rx_head:
+                self.consumed += 1
+                continue
+            buf_idx, _ = self.slot(RX_RING, self.rx_tail)
+            start = BUFS + buf_idx * BUF_SIZE
+            self.shm[start:start + len(reply)] = reply
+            struct.pack_into("<H", self.shm, RX_RING + 256 + 16 * self.rx_tail + 4, len(reply))
+            self.rx_tail = (self.rx_tail + 1) % SLOTS
+            self.echoed += 1
+        # Publish: hwcur, then hwtail (one slot always stays with the host).
+        struct.pack_into("<I", self.shm, CSB + 128, self.tx_cur)
+        struct.pack_into("<I", self.shm, CSB + 132, (self.tx_cur - 1) % SLOTS)
+        struct.pack_into("<I", self.shm, CSB + 192, rx_head)
+        struct.pack_into("<I", self.shm, CSB + 196, self.rx_tail)
+        for vector, atok in ((1, CSB), (2, CSB + 64)):
+            if self.u32(atok + 8):    # appl_need_kick
+                os.eventfd_write(self.irqs[vector], 1)
 
 
 def send(conn, value, fd=None):
@@ -58,7 +139,7 @@ def main():
     parser.add_argument("--foreign", action="store_true", help="no ptnetmap magic")
     args = parser.parse_args()
 
-    size = 1 << 20
+    size = 4 << 20
     memfd = os.memfd_create("fake-ptnm", 0)
     os.ftruncate(memfd, size)
     shm = mmap.mmap(memfd, size)
@@ -84,11 +165,20 @@ def main():
         send(conn, 1, fd)
 
     log = open(args.log, "a", buffering=1)
-    answered = 0
+    datapath = Datapath(shm, irqs, log)
+    started = False
     while True:
-        ready, _, _ = select.select([kicks[0], conn], [], [])
+        # Kicks wake us; the short timeout only guards the test double
+        # against its own mistakes, the guest driver must not rely on it.
+        ready, _, _ = select.select([*kicks, conn], [], [], 0.2)
         if conn in ready and not conn.recv(1):
+            log.write(f"echoed={datapath.echoed} consumed={datapath.consumed}\n")
             return 0              # QEMU went away
+        for fd in kicks[1:]:
+            if fd in ready:
+                os.eventfd_read(fd)
+        if started:
+            datapath.run()
         if kicks[0] not in ready:
             continue
         os.eventfd_read(kicks[0])
@@ -96,9 +186,9 @@ def main():
         if req_seq == resp_seq:
             continue
         if request == CTRL_START:
-            status, link = 0, 1
+            status, link, started = 0, 1, True
         elif request == CTRL_STOP:
-            status, link = 0, 0
+            status, link, started = 0, 0, False
         else:
             status, link = -22, None
         if link is not None:
@@ -106,7 +196,6 @@ def main():
         struct.pack_into("<i", shm, PAGE + PORT_CTRL + 8, status)
         struct.pack_into("<I", shm, PAGE + PORT_CTRL + 12, req_seq)
         os.eventfd_write(irqs[0], 1)
-        answered += 1
         log.write(f"request={request} seq={req_seq} status={status}\n")
 
 

@@ -61,7 +61,7 @@ struct ptg_dev {
 	void __iomem *regs;		/* BAR0: IVPosition, Doorbell */
 	void *shm;			/* BAR2, mapped write-back */
 	resource_size_t shm_size;
-	struct ptnm_port *port;		/* our descriptor inside shm */
+	struct ptnm_port_desc *port;		/* our descriptor inside shm */
 	u32 peer_id;
 	u16 num_tx_rings;
 	u16 num_rx_rings;

@@ -66,13 +66,7 @@
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
-/*
- * <net/ptnetmap.h> calls the guest-visible port descriptor struct ptnm_port,
- * the name of the kernel's port object: here it is struct ptnm_port_desc.
- */
-#define ptnm_port ptnm_port_desc
 #include <net/ptnetmap.h>
-#undef ptnm_port
 #include <net/ptnetmap_ctl.h>
 
 #include "ptnetmap_kern.h"

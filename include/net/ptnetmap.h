@@ -40,7 +40,7 @@
 #define PTNM_PORT_MAX_RINGS		16	/* per direction */
 #define PTNM_PORT_MAX_VECTORS	(1 + 2 * PTNM_PORT_MAX_RINGS)
 
-/* Feature bits (ptnm_global.host_features, ptnm_port.guest_features). */
+/* Feature bits (ptnm_global.host_features, ptnm_port_desc.guest_features). */
 #define PTNM_F_VNET_HDR		(1ull << 0)	/* slots start with a virtio-net header */
 #define PTNM_F_SHARED_REGION	(1ull << 1)	/* the region is shared with other peers */
 
@@ -62,14 +62,14 @@ struct ptnm_global {
 	uint8_t reserved[4040];
 };
 
-/* Control mailbox requests (ptnm_port.ctrl.request). */
+/* Control mailbox requests (ptnm_port_desc.ctrl.request). */
 enum ptnm_ctrl_request {
 	PTNM_CTRL_NONE = 0,
 	PTNM_CTRL_START = 1,	/* the host starts serving the rings */
 	PTNM_CTRL_STOP = 2,	/* the host stops; rings are the guest's to reset */
 };
 
-/* Link state (ptnm_port.link). */
+/* Link state (ptnm_port_desc.link). */
 #define PTNM_LINK_UP	1
 
 /*
@@ -90,7 +90,7 @@ struct ptnm_ctrl {
  * Pages 1..num_peers: one port descriptor per guest peer; a guest uses the
  * one at page IVPosition (BAR0 offset 8). Offsets are from the start of BAR2.
  */
-struct ptnm_port {
+struct ptnm_port_desc {
 	/* Identity and geometry. (H), constant. */
 	uint32_t peer_id;		/* == the page number; checks the choice */
 	uint32_t mtu;
@@ -123,10 +123,10 @@ struct ptnm_port {
 PTNM_ASSERT(sizeof(struct ptnm_global) == PTNM_PAGE_SIZE);
 PTNM_ASSERT(__builtin_offsetof(struct ptnm_global, region_offset) == 32);
 PTNM_ASSERT(sizeof(struct ptnm_ctrl) == 64);
-PTNM_ASSERT(__builtin_offsetof(struct ptnm_port, nifp_offset) == 32);
-PTNM_ASSERT(__builtin_offsetof(struct ptnm_port, ctrl) == 128);
-PTNM_ASSERT(__builtin_offsetof(struct ptnm_port, link) == 192);
-PTNM_ASSERT(__builtin_offsetof(struct ptnm_port, guest_features) == 256);
-PTNM_ASSERT(sizeof(struct ptnm_port) == PTNM_PAGE_SIZE);
+PTNM_ASSERT(__builtin_offsetof(struct ptnm_port_desc, nifp_offset) == 32);
+PTNM_ASSERT(__builtin_offsetof(struct ptnm_port_desc, ctrl) == 128);
+PTNM_ASSERT(__builtin_offsetof(struct ptnm_port_desc, link) == 192);
+PTNM_ASSERT(__builtin_offsetof(struct ptnm_port_desc, guest_features) == 256);
+PTNM_ASSERT(sizeof(struct ptnm_port_desc) == PTNM_PAGE_SIZE);
 
 #endif /* _NET_PTNETMAP_H_ */

@@ -26,8 +26,8 @@ import sys
 PAGE = 4096
 MAGIC = 0x4D4E5450
 CTRL_START, CTRL_STOP = 1, 2
-PORT_CTRL = 128          # offsetof(struct ptnm_port, ctrl)
-PORT_LINK = 192          # offsetof(struct ptnm_port, link)
+PORT_CTRL = 128          # offsetof(struct ptnm_port_desc, ctrl)
+PORT_LINK = 192          # offsetof(struct ptnm_port_desc, link)
 SLOTS = 256              # per ring
 BUF_SIZE = 2048
 CSB = 2 * PAGE           # atok[2] then ktoa[2], TX ring first
@@ -41,7 +41,7 @@ def write_layout(shm, size, args):
     # struct ptnm_global
     struct.pack_into("<IHHQQII", shm, 0, MAGIC, 1, 0, size, 0, 1, 0)
     struct.pack_into("<QQII", shm, 32, REGION, size - REGION, 0, BUF_SIZE)
-    # struct ptnm_port of peer 1
+    # struct ptnm_port_desc of peer 1
     port = PAGE
     mac = bytes(int(b, 16) for b in args.mac.split(":"))
     struct.pack_into("<II6sHHHII", shm, port, 1, args.mtu, mac, 0,

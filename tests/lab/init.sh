@@ -101,8 +101,15 @@ echo "LAB: job end rc=${rc:-?}" > /dev/kmsg
 echo "LAB: job end rc=${rc:-?}"
 
 # Our modules must always unload: a refcount leak is a bug the test reports.
+# Processes the job killed may still be closing their files: give them a
+# few seconds before calling a module that will not unload a leak.
 for mod in $loaded; do
-	out=$(rmmod "$mod" 2>&1) || fail "module unload failed: $mod: $out"
+	tries=0
+	until out=$(rmmod "$mod" 2>&1); do
+		tries=$((tries + 1))
+		[ "$tries" -lt 20 ] || fail "module unload failed: $mod: $out"
+		sleep 0.5
+	done
 done
 
 echo ok > "$status_file"

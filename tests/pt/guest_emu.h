@@ -174,7 +174,7 @@ class Guest {
     if (Load(g->bar_size) != size) return "bad bar_size";
     if (peer == 0 || peer > Load(g->num_peers)) return "bad peer";
     buf_size_ = Load(g->buf_size);
-    desc_ = reinterpret_cast<ptnm_port *>(base + peer * PTNM_PAGE_SIZE);
+    desc_ = reinterpret_cast<ptnm_port_desc *>(base + peer * PTNM_PAGE_SIZE);
     if (Load(desc_->peer_id) != peer) return "bad peer id";
     ntx_ = Load(desc_->num_tx_rings);
     nrx_ = Load(desc_->num_rx_rings);
@@ -205,7 +205,7 @@ class Guest {
     r->nbufs = (mem + memsize - r->bufs) / buf_size_;
   }
 
-  ptnm_port *desc() { return desc_; }
+  ptnm_port_desc *desc() { return desc_; }
   Ring &tx() { return tx_; }
   Ring &rx() { return rx_; }
   uint32_t buf_size() const { return buf_size_; }
@@ -403,7 +403,7 @@ class Guest {
   char *base_ = nullptr;
   size_t size_ = 0;
   uint32_t buf_size_ = 0;
-  ptnm_port *desc_ = nullptr;
+  ptnm_port_desc *desc_ = nullptr;
   unsigned ntx_ = 0, nrx_ = 0;
   Vm::Peer fds_;
   Ring tx_, rx_;

@@ -70,7 +70,7 @@ void Scribble(Vm &vm, unsigned seed, const std::atomic<bool> &stop) {
     auto &p = vm.peers[rng() % peers];
     Guest::Kick(p.kick[rng() % p.kick.size()]);
     if (rng() % 16 == 0) {
-      auto *d = reinterpret_cast<ptnm_port *>(vm.base + (1 + rng() % peers) *
+      auto *d = reinterpret_cast<ptnm_port_desc *>(vm.base + (1 + rng() % peers) *
                                                             PTNM_PAGE_SIZE);
       ptemu::Store(d->ctrl.request, uint32_t(1 + rng() % 2));
       ptemu::Store(d->ctrl.req_seq, uint32_t(rng()));

@@ -124,7 +124,7 @@ TEST_F(PtTest, LayoutInfoAndListing) {
   EXPECT_EQ(gb->num_peers, 2u);
   EXPECT_NE(gb->host_features & PTNM_F_SHARED_REGION, 0u);
   for (unsigned p = 1; p <= 2; p++) {
-    auto *d = reinterpret_cast<ptnm_port *>(b.base + p * PTNM_PAGE_SIZE);
+    auto *d = reinterpret_cast<ptnm_port_desc *>(b.base + p * PTNM_PAGE_SIZE);
     EXPECT_EQ(d->peer_id, p);
     EXPECT_EQ(d->num_tx_rings, 1);
     EXPECT_EQ(d->num_tx_slots, 256u);

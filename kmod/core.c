@@ -913,7 +913,7 @@ static int __init ptnm_init(void)
 	err = misc_register(&ptnm_miscdev);
 	if (err) {
 		pr_err("cannot register /dev/netmap: %d\n", err);
-		goto err_nic;
+		goto err_ptnh;
 	}
 	/* The guest driver (pt_guest.c): binds ptnetmap ivshmem devices. */
 	err = ptg_init();
@@ -926,6 +926,8 @@ static int __init ptnm_init(void)
 
 err_misc:
 	misc_deregister(&ptnm_miscdev);
+err_ptnh:
+	ptnh_exit();
 err_nic:
 	ptnm_nic_exit();
 err_vale:

@@ -406,7 +406,6 @@ static int ptnm_nic_txsync(struct ptnm_kring *kring)
 {
 	struct ptnm_nic_port *np = ptnm_nic_port_of(kring->port);
 	struct ptnm_region *region = kring->port->region;
-	u32 bufsize = ptnm_buf_size(region);
 	u32 cur = kring->nr_hwcur, head = kring->rhead;
 	u64 drops[PTNM_CNT_MAX] = {};
 	u64 packets = 0, bytes = 0;
@@ -416,31 +415,14 @@ static int ptnm_nic_txsync(struct ptnm_kring *kring)
 	local_bh_disable();
 	rcu_read_lock();
 	for (; cur != head; cur = ptnm_next(kring, cur)) {
-		struct netmap_slot *slot = &kring->ring->slot[cur];
-		u32 idx = READ_ONCE(slot->buf_idx);
-		u16 len = READ_ONCE(slot->len);
-		u16 flags = READ_ONCE(slot->flags);
+		u16 len, flags;
 		void *buf;
 		int err;
 
-		if (flags & NS_MOREFRAG) {
-			in_frag = true;
+		buf = ptnm_tx_slot_frame(region, &kring->ring->slot[cur], ETH_HLEN,
+					 &in_frag, drops, &len, &flags);
+		if (!buf)
 			continue;
-		}
-		if (in_frag) {
-			in_frag = false;
-			drops[PTNM_CNT_TX_DROP_FRAG]++;
-			continue;
-		}
-		if (!ptnm_buf_idx_ok(region, idx)) {
-			drops[PTNM_CNT_TX_DROP_BAD_BUF]++;
-			continue;
-		}
-		if (len < ETH_HLEN || len > bufsize) {
-			drops[PTNM_CNT_TX_DROP_BAD_LEN]++;
-			continue;
-		}
-		buf = ptnm_buf_vaddr(region, idx);
 		err = kring->host ? ptnm_nic_to_stack(&np->bind, buf, len) :
 				    ptnm_nic_xmit(&np->bind, buf, len);
 		if (err) {

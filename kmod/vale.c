@@ -624,7 +624,6 @@ static int ptnm_vale_txsync(struct ptnm_kring *kring)
 	struct ptnm_vale_sport *sp = &vp->sp;
 	struct ptnm_region *region = kring->port->region;
 	struct ptnm_vale_pkt *pkts = kring->priv;
-	u32 bufsize = ptnm_buf_size(region);
 	u32 hdr_len = READ_ONCE(sp->hdr_len);	/* once: PORT_HDR_SET races */
 	u32 min_len = hdr_len + ETH_HLEN;
 	u32 cur = kring->nr_hwcur, head = kring->rhead;
@@ -638,30 +637,15 @@ static int ptnm_vale_txsync(struct ptnm_kring *kring)
 	while (cur != head) {
 		for (n = 0; cur != head && n < PTNM_VALE_BATCH;
 		     cur = ptnm_next(kring, cur)) {
-			struct netmap_slot *slot = &kring->ring->slot[cur];
-			u32 idx = READ_ONCE(slot->buf_idx);
-			u16 len = READ_ONCE(slot->len);
-			u16 flags = READ_ONCE(slot->flags);
+			u16 len, flags;
+			void *buf;
 
-			/* Multi-slot packets are dropped whole, counted once. */
-			if (flags & NS_MOREFRAG) {
-				in_frag = true;
+			buf = ptnm_tx_slot_frame(region, &kring->ring->slot[cur],
+						 min_len, &in_frag, drops, &len,
+						 &flags);
+			if (!buf)
 				continue;
-			}
-			if (in_frag) {
-				in_frag = false;
-				drops[PTNM_CNT_TX_DROP_FRAG]++;
-				continue;
-			}
-			if (!ptnm_buf_idx_ok(region, idx)) {
-				drops[PTNM_CNT_TX_DROP_BAD_BUF]++;
-				continue;
-			}
-			if (len < min_len || len > bufsize) {
-				drops[PTNM_CNT_TX_DROP_BAD_LEN]++;
-				continue;
-			}
-			pkts[n].buf = ptnm_buf_vaddr(region, idx);
+			pkts[n].buf = buf;
 			pkts[n].len = len;
 			pkts[n].learn = !(flags & NS_NO_LEARN);
 			n++;

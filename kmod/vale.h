@@ -174,4 +174,42 @@ void ptnm_vale_exit(void);
  */
 int ptnm_vale_request(struct nmreq_header *hdr, void *body);
 
+/*
+ * One TX slot of a port whose frames leave by copy (VALE, NIC): the frame's
+ * buffer, or NULL when it must be dropped, with the cause counted in
+ * drops[]. Multi-slot packets are dropped whole and counted once, at their
+ * last slot. The slot is read once; *lenp and *flagsp get what was read.
+ * Caller holds the ring's sync_lock.
+ */
+static inline void *ptnm_tx_slot_frame(const struct ptnm_region *region,
+				       const struct netmap_slot *slot,
+				       u32 min_len, bool *in_frag, u64 *drops,
+				       u16 *lenp, u16 *flagsp)
+{
+	u32 idx = READ_ONCE(slot->buf_idx);
+	u16 len = READ_ONCE(slot->len);
+	u16 flags = READ_ONCE(slot->flags);
+
+	*lenp = len;
+	*flagsp = flags;
+	if (flags & NS_MOREFRAG) {
+		*in_frag = true;
+		return NULL;
+	}
+	if (*in_frag) {
+		*in_frag = false;
+		drops[PTNM_CNT_TX_DROP_FRAG]++;
+		return NULL;
+	}
+	if (!ptnm_buf_idx_ok(region, idx)) {
+		drops[PTNM_CNT_TX_DROP_BAD_BUF]++;
+		return NULL;
+	}
+	if (len < min_len || len > ptnm_buf_size(region)) {
+		drops[PTNM_CNT_TX_DROP_BAD_LEN]++;
+		return NULL;
+	}
+	return ptnm_buf_vaddr(region, idx);
+}
+
 #endif /* _PTNETMAP_VALE_H_ */

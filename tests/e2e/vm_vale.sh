@@ -39,6 +39,7 @@ tmp=$(mktemp -d)
 python3 -u "$here/pt_server.py" "$tmp/vm1.sock" --name vm1 --port vale0:vm1 --mac "$mac" >"$tmp/server.log" 2>&1 &
 server=$!
 "$build/tools/ptbridge" -i netmap:v0 -i vale0:uplink -q >"$tmp/bridge.log" 2>&1 &
+bridge=$!
 python3 -u -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -67,8 +68,10 @@ ip -s link show v1 | sed -n '3,4p'
 wait "$udp"
 got=$(cat "$tmp/udp.count" 2>/dev/null || echo 0)
 grep -q "detached vm1" "$tmp/server.log" || { cat "$tmp/server.log"; fail "the attachment was not detached"; }
-kill $(jobs -p) 2>/dev/null
-wait
+# ptbridge must let go of its ports before the module can unload.
+kill "$bridge" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$bridge" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$bridge" 2>/dev/null && { echo "ptbridge ignored SIGTERM"; kill -9 "$bridge"; }
 echo "host received $got of 200 UDP datagrams"
 [ "$rc" -eq 0 ] || fail "guest side (status $rc)"
 [ "$got" -ge 190 ] || fail "too few datagrams reached the host"

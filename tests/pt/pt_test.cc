@@ -47,6 +47,11 @@ class PtTest : public ::testing::Test {
     ASSERT_EQ(g->Start(), 0);
     ASSERT_EQ(ptemu::Load(g->desc()->link), uint32_t(PTNM_LINK_UP));
   }
+  // Both ends of a fresh pipe attached as peers 1 and 2 of one shared
+  // memfd, each driven by a started guest; *name is the attachment's.
+  // Call through ASSERT_NO_FATAL_FAILURE.
+  void AttachStartedPipePair(struct PipePair *pp, const std::string &tag,
+                             std::string *name);
   int ctl_ = -1;
   std::vector<std::string> attached_;
 };
@@ -163,6 +168,17 @@ struct PipePair {
   Guest g1, g2;
 };
 
+void PtTest::AttachStartedPipePair(PipePair *pp, const std::string &tag,
+                                   std::string *name) {
+  ASSERT_EQ(pp->vm.Create(kShm, 2), 0);
+  std::string pipe = nmtest::UniqueName(("pt" + tag).c_str());
+  *name = Name(tag.c_str());
+  ASSERT_EQ(pp->vm.Attach(ctl_, *name, {pipe + "{1", pipe + "}1"},
+                          PTNETMAP_PT_SHARED), 0);
+  StartGuest(pp->vm, 1, &pp->g1);
+  StartGuest(pp->vm, 2, &pp->g2);
+}
+
 double RunJobs(std::vector<std::function<std::string()>> jobs,
            std::vector<std::string> *errors) {
   auto t0 = std::chrono::steady_clock::now();
@@ -180,13 +196,8 @@ TEST_F(PtTest, PipeBothDirectionsAtSeveralBatchSizes) {
   for (unsigned batch : {1u, 8u, 64u, 256u}) {
     SCOPED_TRACE("batch " + std::to_string(batch));
     PipePair pp;
-    ASSERT_EQ(pp.vm.Create(kShm, 2), 0);
-    std::string pipe = nmtest::UniqueName("ptbd");
-    std::string name = Name("bd");
-    ASSERT_EQ(pp.vm.Attach(ctl_, name, {pipe + "{1", pipe + "}1"},
-                           PTNETMAP_PT_SHARED), 0);
-    StartGuest(pp.vm, 1, &pp.g1);
-    StartGuest(pp.vm, 2, &pp.g2);
+    std::string name;
+    ASSERT_NO_FATAL_FAILURE(AttachStartedPipePair(&pp, "bd", &name));
     uint64_t e12 = 0, e21 = 0;
     std::vector<std::string> errors;
     double secs = RunJobs(
@@ -271,13 +282,8 @@ TEST_F(PtTest, SaturatedPortNeedsFewNotifications) {
   constexpr uint64_t kPackets = 100000;
   for (unsigned batch : {32u, 128u}) {
     PipePair pp;
-    ASSERT_EQ(pp.vm.Create(kShm, 2), 0);
-    std::string pipe = nmtest::UniqueName("ptsat");
-    std::string name = Name("sat");
-    ASSERT_EQ(pp.vm.Attach(ctl_, name, {pipe + "{1", pipe + "}1"},
-                           PTNETMAP_PT_SHARED), 0);
-    StartGuest(pp.vm, 1, &pp.g1);
-    StartGuest(pp.vm, 2, &pp.g2);
+    std::string name;
+    ASSERT_NO_FATAL_FAILURE(AttachStartedPipePair(&pp, "sat", &name));
     uint64_t e = 0;
     std::vector<std::string> errors;
     double secs = RunJobs(
@@ -324,13 +330,8 @@ uint64_t CpuTicks(int pid) {
 
 TEST_F(PtTest, IdleWorkerUsesNoCpuAndSignalsNothing) {
   PipePair pp;
-  ASSERT_EQ(pp.vm.Create(kShm, 2), 0);
-  std::string pipe = nmtest::UniqueName("ptidle");
-  std::string name = Name("idle");
-  ASSERT_EQ(pp.vm.Attach(ctl_, name, {pipe + "{1", pipe + "}1"},
-                         PTNETMAP_PT_SHARED), 0);
-  StartGuest(pp.vm, 1, &pp.g1);
-  StartGuest(pp.vm, 2, &pp.g2);
+  std::string name;
+  ASSERT_NO_FATAL_FAILURE(AttachStartedPipePair(&pp, "idle", &name));
   uint64_t e = 0;
   std::vector<std::string> errors;
   RunJobs({[&] { return pp.g1.Send(0, 5000, 64, kLen, 3) ? "" : "stall"; },
@@ -457,13 +458,8 @@ TEST_F(PtTest, RandomTimingLosesNoWakeUp) {
 
 TEST_F(PtTest, StopAndStartAgain) {
   PipePair pp;
-  ASSERT_EQ(pp.vm.Create(kShm, 2), 0);
-  std::string pipe = nmtest::UniqueName("ptss");
-  std::string name = Name("ss");
-  ASSERT_EQ(pp.vm.Attach(ctl_, name, {pipe + "{1", pipe + "}1"},
-                         PTNETMAP_PT_SHARED), 0);
-  StartGuest(pp.vm, 1, &pp.g1);
-  StartGuest(pp.vm, 2, &pp.g2);
+  std::string name;
+  ASSERT_NO_FATAL_FAILURE(AttachStartedPipePair(&pp, "ss", &name));
   EXPECT_EQ(pp.g1.Start(), -EBUSY);
   uint64_t e = 0;
   ASSERT_TRUE(pp.g1.Send(0, 200, 16, kLen, 9));

@@ -178,10 +178,41 @@ struct ptnetmap_pt_info {
 	uint64_t spare[4];
 };
 
+/*
+ * PTNETMAP_REQ_PT_FDS: new file descriptors (O_CLOEXEC, installed in the
+ * caller) for what an existing attachment holds, so that a restarted
+ * management process can serve QEMU again without disturbing traffic.
+ *
+ *   nr_name  the attachment's name
+ *   peer     in: 1..num_peers
+ *   out:     memfd, shm_size, the peer's port, mac, num_vectors and
+ *            kick_fds/irq_fds [0, num_vectors) (the rest -1)
+ *
+ * Errors: ENOENT no such attachment; EINVAL peer out of range; EMFILE the
+ * caller has no room for the descriptors (none is installed then).
+ * Needs CAP_NET_ADMIN, like every request that hands out shared memory.
+ */
+#define PTNETMAP_REQ_PT_FDS	0x123
+
+struct ptnetmap_pt_fds {
+	uint32_t peer;		/* in */
+	uint32_t num_vectors;	/* out, and everything below */
+	int32_t memfd;
+	uint32_t flags;		/* the attachment's PTNETMAP_PT_* flags */
+	uint64_t shm_size;
+	char port[64];
+	uint8_t mac[6];
+	uint16_t pad0;
+	int32_t kick_fds[PTNETMAP_PT_MAX_VECTORS];
+	int32_t irq_fds[PTNETMAP_PT_MAX_VECTORS];
+};
+
 PTNETMAP_CTL_ASSERT(sizeof(struct ptnetmap_pt_peer) == 344);
 PTNETMAP_CTL_ASSERT(sizeof(struct ptnetmap_pt_attach) == 80);
 PTNETMAP_CTL_ASSERT(__builtin_offsetof(struct ptnetmap_pt_attach, shm_size) == 48);
 PTNETMAP_CTL_ASSERT(sizeof(struct ptnetmap_pt_info) == 272);
+PTNETMAP_CTL_ASSERT(sizeof(struct ptnetmap_pt_fds) == 360);
+PTNETMAP_CTL_ASSERT(__builtin_offsetof(struct ptnetmap_pt_fds, kick_fds) == 96);
 PTNETMAP_CTL_ASSERT(__builtin_offsetof(struct ptnetmap_pt_info, shm_size) == 152);
 PTNETMAP_CTL_ASSERT(__builtin_offsetof(struct ptnetmap_pt_info, kicks) == 208);
 

@@ -51,6 +51,7 @@ struct ptnm_req {
 		struct ptnetmap_port_stats port_stats;
 		struct ptnetmap_pt_attach pt_attach;	/* pt_host.c */
 		struct ptnetmap_pt_info pt_info;	/* pt_host.c */
+		struct ptnetmap_pt_fds pt_fds;		/* pt_host.c */
 	} body;
 	size_t body_size;
 	struct ptnm_opt *opts;
@@ -146,7 +147,13 @@ static const struct ptnm_req_type ptnm_req_types[] = {
 	[NETMAP_REQ_CSB_ENABLE] = { .body_size = 0, .handler = ptnm_req_csb },
 };
 
-/* ptnetmap's own requests (<net/ptnetmap_ctl.h>), numbered from 0x100. */
+/*
+ * ptnetmap's own requests (<net/ptnetmap_ctl.h>), numbered from 0x100. An
+ * unknown number in this range is EOPNOTSUPP (a request of a newer module),
+ * any other unknown one EINVAL, as in netmap.
+ */
+#define PTNM_REQ_OURS_FIRST	0x100
+#define PTNM_REQ_OURS_LAST	0x1ff
 static const struct ptnm_req_type ptnm_req_port_stats_type = {
 	.body_size = sizeof(struct ptnetmap_port_stats),
 	.handler = ptnm_req_vale,
@@ -205,6 +212,10 @@ static const struct ptnm_req_type ptnm_req_pt_types[] = {
 	},
 	[PTNETMAP_REQ_PT_INFO - PTNETMAP_REQ_PT_ATTACH] = {
 		.body_size = sizeof(struct ptnetmap_pt_info),
+		.handler = ptnm_req_pt,
+	},
+	[PTNETMAP_REQ_PT_FDS - PTNETMAP_REQ_PT_ATTACH] = {
+		.body_size = sizeof(struct ptnetmap_pt_fds),
 		.handler = ptnm_req_pt,
 	},
 };
@@ -635,6 +646,10 @@ static long ptnm_ctrl(struct ptnm_file *pf, void __user *uarg)
 	if (!type) {
 		pr_info_ratelimited("unknown request type %u\n",
 				    req->hdr.nr_reqtype);
+		/* One of ours from a newer ptnetmap: say so, unlike netmap's. */
+		if (req->hdr.nr_reqtype >= PTNM_REQ_OURS_FIRST &&
+		    req->hdr.nr_reqtype <= PTNM_REQ_OURS_LAST)
+			err = -EOPNOTSUPP;
 		goto out;
 	}
 	req->body_size = type->body_size;

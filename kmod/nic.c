@@ -21,8 +21,10 @@
  *                     so they are not captured again. (A value, not a code
  *                     pointer: an skb may outlive the module in a queue.)
  *
- * A NIC port uses the global region (id 1) and has one NIC ring and one
- * host ring in each direction. Its counters are per port (vale.h).
+ * A NIC port uses the global region (id 1), or the region its creator's
+ * request names (a passthrough attachment's memfd, EXTMEM), and has one
+ * NIC ring and one host ring in each direction. Its counters are per port
+ * (vale.h).
  *
  * Locking: binds are listed under rtnl; starting and stopping a bind takes
  * rtnl (inside ptnm_lock: ptnm_lock -> rtnl). The netdev notifier (rtnl
@@ -513,7 +515,11 @@ static struct ptnm_nic_port *ptnm_nic_port_find(const char *name)
 
 /*
  * The last link of the lookup chain: a network interface of the caller's
- * namespace. Caller holds ptnm_lock.
+ * namespace. Its rings go in the request's region when it names one (a
+ * passthrough attachment's memfd, an EXTMEM region), else in the global
+ * region. A device held by a port in another region is refused: its rings
+ * cannot be in two places, and a client of one region must not reach the
+ * memory of another through it. Caller holds ptnm_lock.
  */
 static int ptnm_nic_lookup(const char *name, const struct ptnm_port_req *req,
 			   struct ptnm_port **portp)
@@ -530,6 +536,14 @@ static int ptnm_nic_lookup(const char *name, const struct ptnm_port_req *req,
 		return 0;
 	np = ptnm_nic_port_find(name);
 	if (np) {
+		bool same = req->region ? np->port.region == req->region :
+			    np->port.region->id == PTNM_GLOBAL_REGION_ID;
+
+		if (!same) {
+			pr_info_ratelimited("%s: already in use as a netmap port of memory region %u\n",
+					    name, np->port.region->id);
+			return -EBUSY;
+		}
 		ptnm_port_get(&np->port);
 		*portp = &np->port;
 		return 0;
@@ -548,7 +562,10 @@ static int ptnm_nic_lookup(const char *name, const struct ptnm_port_req *req,
 	err = ptnm_counters_init(&np->cnt);
 	if (err)
 		goto err_bind;
-	region = ptnm_region_get_by_id(PTNM_GLOBAL_REGION_ID);
+	if (req->region)
+		region = ptnm_region_get(req->region);
+	else
+		region = ptnm_region_get_by_id(PTNM_GLOBAL_REGION_ID);
 	if (IS_ERR(region)) {
 		err = PTR_ERR(region);
 		goto err_cnt;

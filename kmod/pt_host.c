@@ -3,7 +3,7 @@
  * ptnetmap passthrough attachments: the host side of docs/shm-layout.md.
  *
  * An attachment binds one netmap port per guest peer (a VALE port, a pipe
- * end) to a memfd that QEMU maps as BAR2 of an ivshmem-doorbell device. It
+ * end, a network interface) to a memfd that QEMU maps as BAR2 of an ivshmem-doorbell device. It
  * owns:
  *
  *   - the memory: the memfd's pages, pinned through the creator's mapping.
@@ -22,7 +22,8 @@
  *
  * Attachments are named and live until PT_DETACH or module unload,
  * whatever happens to the process that made them: they hold references on
- * the ports, the region, the pinned pages, the memfd and the eventfds.
+ * the ports, the region, the pinned pages, the memfd and the eventfds
+ * (which PT_FDS hands out again to a management process that restarts).
  *
  * Trust: everything in the memfd is writable by the guest. The kernel keeps
  * its own copy of every offset, size and index; from shared memory it only
@@ -39,7 +40,8 @@
  *   ptnm_lock            the attachment list, creation and destruction.
  *   the worker           owns the CSB, the mailbox and the peers' run state
  *                        (started, broken, ctrl_seq, kick shadows); it syncs
- *                        a ring under kring->sync_lock as a file would.
+ *                        a ring under kring->sync_lock as a file would. A
+ *                        kloop's direct ring is its work item's instead.
  *   eventfd wqh lock     serialises a vector's kick counter (the callback).
  *   RCU                  ptnh_krings (kring -> our ring) for kring->notify,
  *                        ptnh_csbs (file -> CSB state) for the sync path.
@@ -55,6 +57,7 @@
 #include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
+#include <linux/if_ether.h>
 #include <linux/kthread.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
@@ -65,6 +68,7 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include <net/ptnetmap.h>
 #include <net/ptnetmap_ctl.h>
@@ -104,9 +108,11 @@ struct ptnh_vec {
 	wait_queue_entry_t wait;	/* on the kick's wait queue */
 	poll_table pt;
 	wait_queue_head_t *wqh;		/* where wait is queued, or NULL */
-	struct eventfd_ctx *irq;	/* a reference */
+	struct file *irq_file;		/* a reference, for PT_FDS */
+	struct eventfd_ctx *irq;	/* a reference (of irq_file's eventfd) */
 	u64_stats_t kicks;		/* writer: the callback, under wqh->lock */
 	struct u64_stats_sync syncp;
+	struct ptnh_ring *direct;	/* a kloop's direct ring, or NULL */
 };
 
 /* One ring of a peer, served through CSB entry `vector - 1`. */
@@ -125,6 +131,13 @@ struct ptnh_ring {
 	 */
 	bool notified;
 	struct hlist_node node;		/* in ptnh_krings; RCU */
+	/*
+	 * A kloop's ring in a direct mode (SYNC_KLOOP_MODE) is served by this
+	 * work item, queued by its kicks and notifications, and never by the
+	 * loop; the work then owns what the worker owns for other rings.
+	 */
+	bool direct;
+	struct work_struct work;
 };
 
 struct ptnh_peer {
@@ -133,6 +146,7 @@ struct ptnh_peer {
 	struct ptnm_file pf;		/* our registration on the port */
 	struct ptnm_port *port;		/* pf.port while registered */
 	struct ptnm_port_desc *desc;	/* page `id` of the memfd; NULL: kloop */
+	u8 mac[ETH_ALEN];		/* as attached (desc is guest-writable) */
 	u32 nrings;			/* tx then rx */
 	u32 ntx;
 	struct ptnh_ring rings[PTNH_MAX_RINGS];
@@ -200,11 +214,23 @@ static void ptnh_kring_notify(struct ptnm_kring *kring)
 	hash_for_each_possible_rcu(ptnh_krings, r, node, (unsigned long)kring) {
 		if (r->kring == kring) {
 			WRITE_ONCE(r->notified, true);
-			ptnh_wake(r->peer->att);
+			if (r->direct)
+				queue_work(system_highpri_wq, &r->work);
+			else
+				ptnh_wake(r->peer->att);
 			break;
 		}
 	}
 	rcu_read_unlock();
+}
+
+/* A kick on v: its direct ring's work, or the worker. Any context. */
+static void ptnh_kicked(struct ptnh_vec *v)
+{
+	if (v->direct)
+		queue_work(system_highpri_wq, &v->direct->work);
+	else
+		ptnh_wake(v->att);
 }
 
 /* The kick eventfd's wait-queue callback. Called with the wqh lock held. */
@@ -218,7 +244,7 @@ static int ptnh_kick_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 	u64_stats_update_begin(&v->syncp);
 	u64_stats_inc(&v->kicks);
 	u64_stats_update_end(&v->syncp);
-	ptnh_wake(v->att);
+	ptnh_kicked(v);
 	return 0;
 }
 
@@ -231,12 +257,24 @@ static void ptnh_kick_queue_proc(struct file *file, wait_queue_head_t *wqh,
 	add_wait_queue(wqh, &v->wait);
 }
 
-/* Interrupt the guest on `vector`. Worker context. */
+/*
+ * A peer's counters have one writer, its attachment's worker. A kloop has
+ * no reader for them and, in the direct modes, several writers (one work
+ * item per ring): it keeps none.
+ */
+static bool ptnh_counted(const struct ptnh_peer *peer)
+{
+	return !peer->att->kloop;
+}
+
+/* Interrupt the guest on `vector`. Worker context (or a direct ring's work). */
 static void ptnh_irq(struct ptnh_peer *peer, unsigned int vector)
 {
 	if (!peer->vecs[vector].irq)
 		return;		/* a kloop without eventfds */
 	eventfd_signal(peer->vecs[vector].irq, 1);
+	if (!ptnh_counted(peer))
+		return;
 	u64_stats_update_begin(&peer->stats.syncp);
 	u64_stats_inc(&peer->stats.interrupts);
 	u64_stats_update_end(&peer->stats.syncp);
@@ -245,6 +283,8 @@ static void ptnh_irq(struct ptnh_peer *peer, unsigned int vector)
 static void ptnh_count(struct ptnh_peer *peer, u64_stats_t *packets,
 		       u64_stats_t *bytes, u64 np, u64 nb)
 {
+	if (!ptnh_counted(peer))
+		return;
 	u64_stats_update_begin(&peer->stats.syncp);
 	u64_stats_add(packets, np);
 	u64_stats_add(bytes, nb);
@@ -516,9 +556,11 @@ static void ptnh_ring_reset(struct ptnh_ring *r)
 	struct ptnm_kring *kring = r->kring;
 	struct ptnh_sync s;
 
-	u64_stats_update_begin(&r->peer->stats.syncp);
-	u64_stats_inc(&r->peer->stats.errors);
-	u64_stats_update_end(&r->peer->stats.syncp);
+	if (ptnh_counted(r->peer)) {
+		u64_stats_update_begin(&r->peer->stats.syncp);
+		u64_stats_inc(&r->peer->stats.errors);
+		u64_stats_update_end(&r->peer->stats.syncp);
+	}
 	mutex_lock(&kring->sync_lock);
 	s.hwcur = kring->nr_hwcur;
 	s.tail = kring->rtail;
@@ -542,6 +584,8 @@ static bool ptnh_peer_pass(struct ptnh_peer *peer)
 	for (i = 0; i < peer->nrings; i++) {
 		struct ptnh_ring *r = &peer->rings[i];
 
+		if (r->direct)
+			continue;	/* its work item's */
 		if (r->kring->dir == PTNM_TX)
 			again |= ptnh_tx(r, &err);
 		else
@@ -669,6 +713,9 @@ static void ptnh_vec_release(struct ptnh_vec *v)
 	if (v->irq)
 		eventfd_ctx_put(v->irq);
 	v->irq = NULL;
+	if (v->irq_file)
+		fput(v->irq_file);
+	v->irq_file = NULL;
 }
 
 static int ptnh_vec_setup(struct ptnh_att *att, struct ptnh_vec *v,
@@ -681,7 +728,10 @@ static int ptnh_vec_setup(struct ptnh_att *att, struct ptnh_vec *v,
 	u64_stats_init(&v->syncp);
 	if (att->kloop && irq_fd < 0)
 		goto kick;
-	v->irq = eventfd_ctx_fdget(irq_fd);
+	v->irq_file = fget(irq_fd);
+	if (!v->irq_file)
+		return -EBADF;
+	v->irq = eventfd_ctx_fileget(v->irq_file);
 	if (IS_ERR(v->irq)) {
 		v->irq = NULL;
 		return -EBADF;
@@ -700,7 +750,7 @@ kick:
 	init_poll_funcptr(&v->pt, ptnh_kick_queue_proc);
 	mask = vfs_poll(v->kick, &v->pt);
 	if (mask & EPOLLIN)
-		ptnh_wake(att);
+		ptnh_kicked(v);
 	return 0;
 }
 
@@ -772,6 +822,34 @@ static u64 ptnh_csb_offset(const struct ptnh_att *att, u32 peer_id)
 }
 
 /*
+ * The guest's netmap_if lists the rings it drives and no others
+ * (docs/shm-layout.md). A NIC port also has host rings, where what the
+ * stack sends on the device goes (and stays: nobody else can bind them
+ * while the guest holds the device); they are left out, the RX rings
+ * moved up behind the TX ones. Before the guest can look.
+ */
+static void ptnh_peer_hide_host_rings(struct ptnh_att *att,
+				      struct ptnh_peer *peer)
+{
+	struct netmap_if *nifp = att->region->vaddr + peer->pf.if_ofs;
+	struct ptnm_port *port = peer->port;
+	u32 ntx = port->num_rings[PTNM_TX], nrx = port->num_rings[PTNM_RX];
+	u32 all = ptnm_port_all_rings(port, PTNM_TX) +
+		  ptnm_port_all_rings(port, PTNM_RX);
+	u32 i;
+
+	if (!port->num_host_rings[PTNM_TX] && !port->num_host_rings[PTNM_RX])
+		return;
+	for (i = 0; i < nrx; i++)
+		nifp->ring_ofs[ntx + i] =
+			port->krings[PTNM_RX][i].ring_ofs - peer->pf.if_ofs;
+	for (i = ntx + nrx; i < all; i++)
+		nifp->ring_ofs[i] = 0;
+	nifp->ni_host_tx_rings = 0;
+	nifp->ni_host_rx_rings = 0;
+}
+
+/*
  * Bind peer `id` to its port: look it up (creating it in our region),
  * register exclusively, describe it in its page, set its CSB. Caller holds
  * ptnm_lock.
@@ -830,13 +908,15 @@ static int ptnh_peer_bind(struct ptnh_att *att, struct ptnh_peer *peer,
 	peer->nrings = ntx + nrx;
 	peer->desc = att->hdr + (size_t)peer->id * PTNM_PAGE_SIZE;
 	u64_stats_init(&peer->stats.syncp);
+	ptnh_peer_hide_host_rings(att, peer);
 
 	desc = peer->desc;
 	memset(desc, 0, sizeof(*desc));
 	desc->peer_id = peer->id;
 	desc->mtu = a->mtu ?: min_t(u32, PTNH_DEF_MTU,
 				    ptnm_buf_size(att->region) - 14);
-	memcpy(desc->mac, up->mac, sizeof(desc->mac));
+	memcpy(peer->mac, up->mac, sizeof(peer->mac));
+	memcpy(desc->mac, peer->mac, sizeof(desc->mac));
 	desc->num_tx_rings = ntx;
 	desc->num_rx_rings = nrx;
 	desc->num_tx_slots = port->num_slots[PTNM_TX];
@@ -1318,15 +1398,62 @@ void ptnh_csb_release(struct ptnm_file *pf)
 	}
 }
 
-/* The kloop's attachment-like state: one peer with the file's rings. */
 /* One {ioeventfd, irqfd} pair of SYNC_KLOOP_EVENTFDS per ring. */
 struct ptnh_efd_pair {
 	s32 ioeventfd;
 	s32 irqfd;
 };
 
+/*
+ * A direct ring's work: what the loop would do for it, right when its kick
+ * or notification arrives. Not in the waker's context itself: the kick
+ * callback runs under the eventfd's wait-queue lock with interrupts off,
+ * and a port notifies from softirqs and under its own locks, while a sync
+ * takes kring->sync_lock (a mutex) and a NIC transmits with interrupts on.
+ * A work item never runs on two CPUs at once, so it is the ring's single
+ * server, as the loop is for the other rings.
+ */
+static void ptnh_ring_work(struct work_struct *work)
+{
+	struct ptnh_ring *r = container_of(work, struct ptnh_ring, work);
+	unsigned int passes;
+	bool again = true;
+	int err;
+
+	for (passes = 0; again && passes < PTNH_PASS_BUDGET; passes++) {
+		err = 0;
+		again = r->kring->dir == PTNM_TX ? ptnh_tx(r, &err) :
+						  ptnh_rx(r, &err);
+		if (err) {
+			ptnh_ring_reset(r);	/* as the loop does */
+			again = false;
+		}
+	}
+	if (again)	/* let others have the CPU, then go on */
+		queue_work(system_highpri_wq, &r->work);
+}
+
+/*
+ * No kick or notification queues a direct ring's work any more (the peer
+ * is unhooked and a grace period has passed): wait for the last one.
+ */
+static void ptnh_peer_direct_flush(struct ptnh_peer *peer)
+{
+	u32 i;
+
+	for (i = 0; i < peer->nrings; i++)
+		if (peer->rings[i].direct)
+			cancel_work_sync(&peer->rings[i].work);
+}
+
+/*
+ * The kloop's attachment-like state: one peer with the file's rings. In
+ * the direct modes (mode bits, with eventfds only) the TX or RX rings are
+ * served by their work items.
+ */
 static struct ptnh_att *ptnh_kloop_new(struct ptnh_csb *c, u32 sleep_us,
-				       const struct ptnh_efd_pair *efds)
+				       const struct ptnh_efd_pair *efds,
+				       u32 mode)
 {
 	struct ptnh_peer *peer;
 	struct ptnh_att *att;
@@ -1365,10 +1492,17 @@ static struct ptnh_att *ptnh_kloop_new(struct ptnh_csb *c, u32 sleep_us,
 		r->kick_on = true;
 		if (!efds)
 			continue;
+		INIT_WORK(&r->work, ptnh_ring_work);
+		r->direct = mode & (r->kring->dir == PTNM_TX ?
+				    NM_OPT_SYNC_KLOOP_DIRECT_TX :
+				    NM_OPT_SYNC_KLOOP_DIRECT_RX);
+		if (r->direct)
+			peer->vecs[1 + i].direct = r;
 		err = ptnh_vec_setup(att, &peer->vecs[1 + i], efds[i].ioeventfd,
 				     efds[i].irqfd);
 		if (err) {
 			ptnh_peer_unhook(peer);
+			ptnh_peer_direct_flush(peer);
 			peer->port = NULL;	/* the file's registration */
 			ptnh_peer_free(peer);
 			kfree(att);
@@ -1382,9 +1516,12 @@ static struct ptnh_att *ptnh_kloop_new(struct ptnh_csb *c, u32 sleep_us,
  * SYNC_KLOOP_START: serve the file's rings in the caller's thread until
  * SYNC_KLOOP_STOP (or a signal). With eventfds (one ioeventfd/irqfd pair
  * per bound ring, TX first) the loop sleeps until kicked and interrupts
- * the application as asked; without, it polls every sleep_us. The direct
- * modes (SYNC_KLOOP_MODE) are accepted: our loop syncs a ring as soon as
- * it is kicked in either mode. Called without ptnm_lock.
+ * the application as asked; without, it polls every sleep_us. With
+ * eventfds, the direct modes of SYNC_KLOOP_MODE take the TX (RX) rings
+ * away from the loop: each is synced by its own work item as soon as it
+ * is kicked (notified), without waking the loop (ptnh_ring_work() says why
+ * not in the waker's context itself). Without eventfds they change
+ * nothing. Called without ptnm_lock.
  */
 int ptnh_kloop_start(struct ptnm_file *pf, u32 sleep_us,
 		     const void *efds_body, size_t efds_size, const u32 *mode)
@@ -1422,7 +1559,7 @@ int ptnh_kloop_start(struct ptnm_file *pf, u32 sleep_us,
 		goto out;
 	}
 
-	att = ptnh_kloop_new(c, sleep_us, efds);
+	att = ptnh_kloop_new(c, sleep_us, efds, mode ? *mode : 0);
 	if (IS_ERR(att)) {
 		err = PTR_ERR(att);
 		goto out;
@@ -1441,6 +1578,10 @@ int ptnh_kloop_start(struct ptnm_file *pf, u32 sleep_us,
 	c->att = att;
 	spin_unlock(&ptnh_csb_lock);
 
+	/* A first pass over every ring, by whoever serves it. */
+	for (i = 0; i < peer->nrings; i++)
+		if (peer->rings[i].direct)
+			queue_work(system_highpri_wq, &peer->rings[i].work);
 	set_bit(PTNH_WORK, &att->work);
 	err = ptnh_run(att);
 
@@ -1449,6 +1590,7 @@ int ptnh_kloop_start(struct ptnm_file *pf, u32 sleep_us,
 	spin_unlock(&ptnh_csb_lock);
 	ptnh_peer_unhook(peer);
 	synchronize_rcu();
+	ptnh_peer_direct_flush(peer);
 	peer->port = NULL;	/* the file's registration, not ours */
 	ptnh_peer_free(peer);
 	kfree(att);
@@ -1583,6 +1725,80 @@ static int ptnh_info(const char *name, struct ptnetmap_pt_info *info)
 	return 0;
 }
 
+/*
+ * The i-th file PT_FDS hands out for peer: the memfd, then per vector its
+ * kick and its irq eventfd.
+ */
+static struct file *ptnh_fds_file(struct ptnh_att *att, struct ptnh_peer *peer,
+				  u32 i)
+{
+	struct ptnh_vec *v;
+
+	if (i == 0)
+		return att->memfd;
+	v = &peer->vecs[(i - 1) / 2];
+	return (i - 1) % 2 ? v->irq_file : v->kick;
+}
+
+/*
+ * PT_FDS: fresh descriptors in the caller for the files an attachment
+ * holds. Every descriptor is reserved and the answer written to the
+ * caller before any is installed, so a failure leaves the caller's table
+ * as it was. Caller holds ptnm_lock, which keeps the attachment and its
+ * files alive meanwhile.
+ */
+static int ptnh_fds(struct nmreq_header *hdr, struct ptnetmap_pt_fds *out)
+{
+	int fds[1 + 2 * PTNM_PORT_MAX_VECTORS];
+	struct ptnh_peer *peer;
+	struct ptnh_att *att;
+	u32 i, n;
+	int err;
+
+	/* The memfd is the guest's memory, the eventfds its doorbells. */
+	if (!capable(CAP_NET_ADMIN))
+		return -EPERM;
+	att = ptnh_find(hdr->nr_name);
+	if (!att)
+		return -ENOENT;
+	if (!out->peer || out->peer > att->num_peers)
+		return -EINVAL;
+	peer = att->peers[out->peer - 1];
+	n = 1 + 2 * peer->nvec;
+
+	for (i = 0; i < n; i++) {
+		fds[i] = get_unused_fd_flags(O_CLOEXEC);
+		if (fds[i] < 0) {
+			err = fds[i];
+			goto unwind;
+		}
+	}
+	out->num_vectors = peer->nvec;
+	out->memfd = fds[0];
+	out->flags = att->flags;
+	out->shm_size = att->shm_size;
+	strscpy(out->port, peer->port->name, sizeof(out->port));
+	memcpy(out->mac, peer->mac, sizeof(out->mac));
+	out->pad0 = 0;
+	for (i = 0; i < PTNETMAP_PT_MAX_VECTORS; i++) {
+		out->kick_fds[i] = i < peer->nvec ? fds[1 + 2 * i] : -1;
+		out->irq_fds[i] = i < peer->nvec ? fds[2 + 2 * i] : -1;
+	}
+	/* Nothing may fail once a descriptor is installed. */
+	i = n;
+	err = -EFAULT;
+	if (copy_to_user(u64_to_user_ptr(hdr->nr_body), out, sizeof(*out)))
+		goto unwind;
+	for (i = 0; i < n; i++)
+		fd_install(fds[i], get_file(ptnh_fds_file(att, peer, i)));
+	return 0;
+
+unwind:
+	while (i--)
+		put_unused_fd(fds[i]);
+	return err;
+}
+
 int ptnh_request(struct ptnm_file *pf, struct nmreq_header *hdr, void *body)
 {
 	struct ptnh_att *att;
@@ -1600,6 +1816,8 @@ int ptnh_request(struct ptnm_file *pf, struct nmreq_header *hdr, void *body)
 		return 0;
 	case PTNETMAP_REQ_PT_INFO:
 		return ptnh_info(hdr->nr_name, body);
+	case PTNETMAP_REQ_PT_FDS:
+		return ptnh_fds(hdr, body);
 	default:
 		return -EOPNOTSUPP;
 	}

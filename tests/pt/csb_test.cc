@@ -5,7 +5,10 @@
 // and without eventfds, SYNC_KLOOP_MODE, traffic through a pipe whose other
 // end is a plain netmap application.
 #include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -107,9 +110,22 @@ TEST(CsbTest, CsbEnableAndKloopPreconditions) {
   EXPECT_EQ(ioctl(p.fd(), NIOCCTRL, &stop), 0);
 }
 
+// Times thread `tid` of this process went to sleep (voluntary context
+// switches): a kloop thread sleeps once for each time it is woken.
+uint64_t Sleeps(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+      return std::stoull(line.substr(line.find(':') + 1));
+  return 0;
+}
+
 // An application in CSB mode on one end of a pipe, a plain one on the other,
 // frames both ways; the kloop runs in a thread of its own until STOP.
-void KloopTraffic(bool eventfds, uint32_t mode) {
+// *loop_sleeps: how often the kloop thread slept while the traffic flowed.
+void KloopTraffic(bool eventfds, uint32_t mode,
+                  uint64_t *loop_sleeps = nullptr) {
   constexpr uint64_t kPackets = 20000;
   std::string pipe = nmtest::UniqueName("csbk");
   Csb csb;
@@ -138,7 +154,9 @@ void KloopTraffic(bool eventfds, uint32_t mode) {
   mopt.mode = mode;
 
   int loop_err = -1;
+  std::atomic<pid_t> loop_tid{0};
   std::thread loop([&] {
+    loop_tid = gettid();
     nmtest::Request<nmreq_sync_kloop_start> start(NETMAP_REQ_SYNC_KLOOP_START, "");
     start.body.sleep_us = 50;
     if (eventfds) start.AddOption(&efds.opt);
@@ -152,6 +170,11 @@ void KloopTraffic(bool eventfds, uint32_t mode) {
                  app.reg().nr_memsize);
   g.SetupCsbRing(1, app.rx(), &csb.atok[1], &csb.ktoa[1], kick[1], irq[1], mem,
                  app.reg().nr_memsize);
+  while (!loop_tid) std::this_thread::yield();
+  // The loop is in the kernel once the CSB shows it asleep on its rings
+  // (or, busy-waiting, soon enough); count from there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  uint64_t sleeps0 = Sleeps(loop_tid);
   uint64_t eg = 0, eh = 0;
   std::string e1, e2, e3;
   bool sent = false;
@@ -166,6 +189,10 @@ void KloopTraffic(bool eventfds, uint32_t mode) {
   EXPECT_EQ(e3, "");
   EXPECT_EQ(eg, kPackets);
   EXPECT_EQ(eh, kPackets);
+  uint64_t sleeps = Sleeps(loop_tid) - sleeps0;
+  if (loop_sleeps) *loop_sleeps = sleeps;
+  printf("kloop (eventfds %d, mode %u): the loop thread slept %lu times for "
+         "%lu packets\n", eventfds, mode, sleeps, 2 * kPackets);
 
   nmreq_header stop{};
   stop.nr_version = NETMAP_API;
@@ -189,8 +216,29 @@ void KloopTraffic(bool eventfds, uint32_t mode) {
 
 TEST(CsbTest, KloopWithEventfds) { KloopTraffic(true, 0); }
 TEST(CsbTest, KloopBusyWait) { KloopTraffic(false, 0); }
+// In the direct modes the rings are synced where their events arrive, not
+// by the loop: the loop thread is not woken by the traffic at all, while
+// without them it wakes (and sleeps again) over and over.
 TEST(CsbTest, KloopDirectModes) {
-  KloopTraffic(true, NM_OPT_SYNC_KLOOP_DIRECT_TX | NM_OPT_SYNC_KLOOP_DIRECT_RX);
+  uint64_t loop_sleeps = 0, direct_sleeps = 0, tx_only_sleeps = 0;
+  ASSERT_NO_FATAL_FAILURE(KloopTraffic(true, 0, &loop_sleeps));
+  ASSERT_NO_FATAL_FAILURE(KloopTraffic(
+      true, NM_OPT_SYNC_KLOOP_DIRECT_TX | NM_OPT_SYNC_KLOOP_DIRECT_RX,
+      &direct_sleeps));
+  EXPECT_LE(direct_sleeps, 2u);
+  EXPECT_GT(loop_sleeps, 20u);
+  // One direction direct, the other still served by the loop.
+  ASSERT_NO_FATAL_FAILURE(
+      KloopTraffic(true, NM_OPT_SYNC_KLOOP_DIRECT_TX, &tx_only_sleeps));
+  EXPECT_GT(tx_only_sleeps, direct_sleeps);
+}
+
+TEST(CsbTest, KloopDirectModeRxOnly) {
+  KloopTraffic(true, NM_OPT_SYNC_KLOOP_DIRECT_RX);
+}
+
+TEST(CsbTest, KloopDirectModesWithoutEventfdsPoll) {
+  KloopTraffic(false, NM_OPT_SYNC_KLOOP_DIRECT_TX | NM_OPT_SYNC_KLOOP_DIRECT_RX);
 }
 
 TEST(CsbTest, KloopEventfdCountMustMatch) {

@@ -2,8 +2,14 @@
 // Passthrough attachments (kmod/pt_host.c), driven by guests played in
 // userspace (guest_emu.h): attach/detach/info, traffic in both directions
 // through pipes and VALE, notification suppression, an idle worker, an
-// attachment outliving its creator, and randomized timing.
+// attachment outliving its creator, randomized timing, and the descriptors
+// of an attachment handed out again (PT_FDS).
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+
+#include <dirent.h>
 
 #include <chrono>
 #include <functional>
@@ -474,6 +480,189 @@ TEST_F(PtTest, StopAndStartAgain) {
     ASSERT_EQ(pp.g2.Receive(&e, 200, 16, 9), "");
   }
   EXPECT_EQ(pp.g1.Ctrl(77), -EINVAL);
+}
+
+// Descriptors of peer `peer` of attachment `name`, taken over by `vm` (which
+// must be empty) as if it had created them: the memfd mapped again.
+int AdoptFds(int ctl, const std::string &name, uint32_t peer, Vm *vm,
+             ptnetmap_pt_fds *fds) {
+  *fds = {};
+  fds->peer = peer;
+  int err = ptemu::Ctl(ctl, PTNETMAP_REQ_PT_FDS, name, fds);
+  if (err) return err;
+  if (vm->memfd < 0) {
+    vm->memfd = fds->memfd;
+    vm->size = fds->shm_size;
+    void *m = mmap(nullptr, vm->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   vm->memfd, 0);
+    if (m == MAP_FAILED) return errno;
+    vm->base = static_cast<char *>(m);
+  } else {
+    close(fds->memfd);
+  }
+  if (vm->peers.size() < peer) vm->peers.resize(peer);
+  for (uint32_t v = 0; v < fds->num_vectors; v++) {
+    vm->peers[peer - 1].kick.push_back(fds->kick_fds[v]);
+    vm->peers[peer - 1].irq.push_back(fds->irq_fds[v]);
+  }
+  return 0;
+}
+
+int CountOpenFds() {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+// A management process restarts: the guests stop using what it had made,
+// it asks for the descriptors again, and guests using only those go on.
+TEST_F(PtTest, FdsOfAnAttachmentServeItAgain) {
+  constexpr uint64_t kPackets = 5000;
+  PipePair pp;
+  std::string name;
+  ASSERT_NO_FATAL_FAILURE(AttachStartedPipePair(&pp, "fds", &name));
+  uint64_t e12 = 0;
+  ASSERT_TRUE(pp.g1.Send(0, 200, 16, kLen, 4));
+  ASSERT_EQ(pp.g2.Receive(&e12, 200, 16, 4), "");
+  ASSERT_EQ(pp.g1.Stop(), 0);
+  ASSERT_EQ(pp.g2.Stop(), 0);
+  // Everything the creator had is gone.
+  pp.vm.Close();
+
+  Vm vm;
+  ptnetmap_pt_fds fds[2];
+  ASSERT_EQ(AdoptFds(ctl_, name, 1, &vm, &fds[0]), 0);
+  ASSERT_EQ(AdoptFds(ctl_, name, 2, &vm, &fds[1]), 0);
+  EXPECT_EQ(fds[0].shm_size, kShm);
+  EXPECT_EQ(fds[0].flags, uint32_t(PTNETMAP_PT_SHARED));
+  EXPECT_EQ(fds[0].num_vectors, 3u);
+  EXPECT_EQ(std::string(fds[1].port).back(), '1');
+  EXPECT_NE(std::string(fds[0].port), std::string(fds[1].port));
+  const uint8_t mac2[6] = {0x02, 0x50, 0x54, 0x4e, 0x4d, 2};
+  EXPECT_EQ(memcmp(fds[1].mac, mac2, 6), 0);
+  for (uint32_t v = fds[0].num_vectors; v < PTNETMAP_PT_MAX_VECTORS; v++) {
+    EXPECT_EQ(fds[0].kick_fds[v], -1);
+    EXPECT_EQ(fds[0].irq_fds[v], -1);
+  }
+  for (int fd : {fds[0].memfd, fds[0].kick_fds[1], fds[0].irq_fds[2]})
+    EXPECT_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC) << fd;
+
+  // The same memory: the layout and the descriptors the kernel wrote.
+  auto *g = reinterpret_cast<ptnm_global *>(vm.base);
+  EXPECT_EQ(g->magic, PTNM_MAGIC);
+  EXPECT_EQ(g->num_peers, 2u);
+  auto *d2 = reinterpret_cast<ptnm_port_desc *>(vm.base + 2 * PTNM_PAGE_SIZE);
+  EXPECT_EQ(d2->peer_id, 2u);
+  EXPECT_EQ(std::string(d2->name), std::string(fds[1].port));
+
+  // A kick on a returned kick eventfd reaches the worker.
+  ptnetmap_pt_info before, after;
+  ASSERT_EQ(ptemu::Info(ctl_, name, 1, &before), 0);
+  Guest::Kick(vm.peers[0].kick[1]);
+  for (int i = 0; i < 200; i++) {
+    ASSERT_EQ(ptemu::Info(ctl_, name, 1, &after), 0);
+    if (after.kicks > before.kicks && after.wakeups > before.wakeups) break;
+    usleep(10000);
+  }
+  EXPECT_GT(after.kicks, before.kicks);
+  EXPECT_GT(after.wakeups, before.wakeups);
+
+  // Guests on the new mapping and eventfds only; the rings go on where
+  // they stopped.
+  Guest g1, g2;
+  StartGuest(vm, 1, &g1);
+  StartGuest(vm, 2, &g2);
+  uint64_t e21 = 0;
+  std::vector<std::string> errors;
+  RunJobs({[&] { return g1.Send(200, kPackets, 32, kLen, 4) ? "" : "stall 1>"; },
+           [&] { return g2.Receive(&e12, kPackets, 32, 4); },
+           [&] { return g2.Send(0, kPackets, 32, kLen, 5) ? "" : "stall 2>"; },
+           [&] { return g1.Receive(&e21, kPackets, 32, 5); }},
+          &errors);
+  for (auto &e : errors) EXPECT_EQ(e, "");
+  EXPECT_EQ(e12, 200 + kPackets);
+  EXPECT_EQ(e21, kPackets);
+
+  // Bad requests.
+  ptnetmap_pt_fds bad;
+  int open_before = CountOpenFds();
+  for (uint32_t peer : {0u, 3u, 0xffffffffu}) {
+    bad = {};
+    bad.peer = peer;
+    EXPECT_EQ(ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, name, &bad), EINVAL) << peer;
+  }
+  bad = {};
+  bad.peer = 1;
+  EXPECT_EQ(ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, name + "x", &bad), ENOENT);
+  EXPECT_EQ(ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, "", &bad), ENOENT);
+  EXPECT_EQ(CountOpenFds(), open_before);
+}
+
+// All or nothing: with room for fewer descriptors than needed, none is
+// installed. And only for CAP_NET_ADMIN.
+TEST_F(PtTest, FdsAllOrNothingAndPrivileged) {
+  Vm vm;
+  ASSERT_EQ(vm.Create(kShm, 1), 0);
+  std::string name = Name("fdsl");
+  ASSERT_EQ(vm.Attach(ctl_, name, {"valeptf:a"}, 0), 0);
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Room for 3 more descriptors; the request needs 1 + 2 * 3.
+    int highest = 0;
+    for (int fd = 0; fd < 4096; fd++)
+      if (fcntl(fd, F_GETFD) >= 0) highest = fd;
+    rlimit rl{rlim_t(highest + 4), rlim_t(highest + 4)};
+    if (setrlimit(RLIMIT_NOFILE, &rl)) _exit(10);
+    // Fill the holes below the limit, leaving exactly 3 free slots.
+    std::vector<int> fill;
+    for (;;) {
+      int fd = dup(ctl_);
+      if (fd < 0) break;
+      fill.push_back(fd);
+    }
+    for (int i = 0; i < 3 && !fill.empty(); i++) {
+      close(fill.back());
+      fill.pop_back();
+    }
+    int before = CountOpenFds();
+    ptnetmap_pt_fds f{};
+    f.peer = 1;
+    int err = ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, name, &f);
+    if (err != EMFILE) _exit(11);
+    if (CountOpenFds() != before) _exit(12);
+    for (int fd : fill) close(fd);
+    // Enough room again: it works.
+    if (ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, name, &f)) _exit(13);
+    // Without CAP_NET_ADMIN: refused.
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capget, &hdr, data)) _exit(14);
+    data[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+    if (syscall(SYS_capset, &hdr, data)) _exit(15);
+    if (ptemu::Ctl(ctl_, PTNETMAP_REQ_PT_FDS, name, &f) != EPERM) _exit(16);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "10-11: EMFILE not returned, 12: descriptors leaked, 13: retry "
+         "failed, 14-15: capset, 16: EPERM not returned";
+}
+
+// Unknown request numbers of ours are EOPNOTSUPP (a newer module's), like
+// the agent expects; netmap's own unknown numbers stay EINVAL.
+TEST_F(PtTest, UnknownRequestsOfOursAreNotSupported) {
+  uint64_t body[64] = {};
+  for (uint16_t type : {uint16_t(0x1f0), uint16_t(0x1ff)}) {
+    EXPECT_EQ(ptemu::Ctl(ctl_, type, "x", &body), EOPNOTSUPP) << type;
+  }
+  EXPECT_EQ(ptemu::Ctl(ctl_, 0x200, "x", &body), EINVAL);
 }
 
 }  // namespace

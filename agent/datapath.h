@@ -35,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "agent/model.h"
 #include "agent/unique_fd.h"
+#include "qemu/ivshmem_server.h"
 
 namespace ptnetmap::agent {
 
@@ -62,8 +63,10 @@ struct PortCounters {
 };
 
 // What to build for a VM attachment. The manager has already applied the
-// trust policy: an untrusted attachment becomes port `name` on `switch_name`;
-// a trusted one becomes end `pipe_end` of pipe `pipe_name`.
+// trust policy: an untrusted attachment becomes port `name` on `switch_name`
+// with memory of its own; a trusted one becomes end `pipe_end` of pipe
+// `pipe_name`, whose two ends share one memory region (both VMs see both
+// ends' rings and buffers: zero copy between them).
 struct VmAttachmentSpec {
   std::string name;
   Trust trust = Trust::kUntrusted;
@@ -75,25 +78,16 @@ struct VmAttachmentSpec {
   uint64_t region_bytes = 0;  // BAR2 size, a power of two: QEMU refuses others
 };
 
+// The spec of an attachment the manager knows (PeerIdOf gives the peer).
+VmAttachmentSpec SpecOf(const VmAttachmentRecord& vm);
+
 // The host side of a passthrough attachment: what the ivshmem server hands
-// to QEMU. The datapath keeps its own references; the agent's copies can be
-// closed at any time without disturbing traffic.
-struct VmAttachmentHandles {
+// to QEMU (ivshmem::PeerFds: peer id, memory, kick and irq eventfds; see
+// qemu/ivshmem_server.h) and the netmap port behind it. Both ends of a
+// trusted pipe get the same memory. The kernel keeps its own references;
+// the agent's copies can be closed at any time without disturbing traffic.
+struct VmAttachmentHandles : ivshmem::PeerFds {
   std::string netmap_name;  // e.g. "vale0:vm1" or "pp1{0"
-  uint16_t peer_id = 1;     // what the ivshmem server tells QEMU (IVPosition)
-  // memfd (or hugetlbfs file) of region_bytes, st_size a power of two, laid
-  // out as docs/shm-layout.md says: the kernel uses these pages for the
-  // port's descriptors, CSB and netmap region, and the guest maps them as
-  // BAR2. Both ends of a trusted pipe get the same memory.
-  UniqueFd region;
-  uint64_t region_bytes = 0;
-  // Guest -> host, one per vector (vector 0 the control mailbox, 1 + i ring
-  // i): QEMU turns each into a KVM ioeventfd on the doorbell register; the
-  // kernel worker sleeps on them.
-  std::vector<UniqueFd> kick_fds;
-  // Host -> guest, one per vector: QEMU turns each into a KVM irqfd; the
-  // kernel worker signals them to raise MSI-X vector i.
-  std::vector<UniqueFd> irq_fds;
 };
 
 // Returns a copy of `handles` whose descriptors are fresh dup()s (CLOEXEC).
@@ -107,8 +101,15 @@ struct DatapathInventory {
   // Every port on a switch, whatever its kind (persistent port, NIC, VM
   // port), as (switch, port) pairs: "vale0:eth0" is {"vale0", "eth0"}.
   std::vector<std::pair<std::string, std::string>> switch_ports;
+  // Pipes that exist on their own (the fake's); netmap has none: a pipe
+  // lives while an end is open (see CreatePipe).
   std::vector<std::string> pipes;
+  // Private passthrough attachments (untrusted VMs), by attachment name;
+  // also any attachment the datapath did not make and cannot place.
   std::vector<std::string> vm_attachments;
+  // Pipes whose shared passthrough attachment (both ends, trusted VMs)
+  // exists: the ends of these can be adopted.
+  std::vector<std::string> vm_pipes;
 };
 
 class Datapath {
@@ -136,25 +137,39 @@ class Datapath {
   virtual absl::Status AttachNic(absl::string_view switch_name, absl::string_view nic) = 0;
   virtual absl::Status DetachNic(absl::string_view switch_name, absl::string_view nic) = 0;
 
-  // Creates a pipe's parent port, so that "name{0" and "name}0" can be
-  // opened; the pipe survives the agent.
+  // Makes pipe `name` usable: "name{0" and "name}0" can then be opened or
+  // given to VMs. In netmap a pipe is created by the first open of one of its
+  // ends and freed with the last, like a switch; a kernel implementation may
+  // therefore only check the name (reconcile then re-creates pipes missing
+  // from List silently, as it does switches).
   virtual absl::Status CreatePipe(absl::string_view name) = 0;
+  // Precondition (manager): no VM attachment holds an end.
   virtual absl::Status DeletePipe(absl::string_view name) = 0;
 
-  // Builds the kernel side of a passthrough attachment: the port (VALE port
-  // or pipe end) backed by a fresh memory region, bound exclusively, with a
-  // kernel worker serving its rings from the kick eventfds to the irq
-  // eventfds. Returns the handles for the ivshmem server.
-  // ALREADY_EXISTS if an attachment of that name exists; use
-  // AdoptVmAttachment to get its handles.
+  // Builds the kernel side of a passthrough attachment and returns the
+  // handles of the VM's peer for the ivshmem server. A kernel worker serves
+  // the port's rings from the kick eventfds to the irq eventfds; the
+  // attachment outlives the agent.
+  //   untrusted: port `switch_name:name`, created in fresh memory of its own,
+  //     bound exclusively; ALREADY_EXISTS if an attachment of that name
+  //     exists (use AdoptVmAttachment to get its handles).
+  //   trusted: both ends of the pipe live in ONE shared region, built when
+  //     the first end is attached (the kernel wants every peer of a shared
+  //     region at once): peer 1 is the master end "pipe{0", peer 2 the slave
+  //     "pipe}0". Attaching the other end later hands out that existing
+  //     peer. ALREADY_EXISTS if this end is held already.
   virtual absl::StatusOr<VmAttachmentHandles> CreateVmAttachment(
       const VmAttachmentSpec& spec) = 0;
   // Returns new references to the handles of an existing attachment (after
-  // an agent restart). NOT_FOUND if it does not exist.
-  virtual absl::StatusOr<VmAttachmentHandles> AdoptVmAttachment(absl::string_view name) = 0;
-  // Stops the worker and destroys the port. A VM still running loses its
-  // network but nothing else.
-  virtual absl::Status DestroyVmAttachment(absl::string_view name) = 0;
+  // an agent restart), and holds it as CreateVmAttachment would. NOT_FOUND
+  // if it does not exist.
+  virtual absl::StatusOr<VmAttachmentHandles> AdoptVmAttachment(
+      const VmAttachmentSpec& spec) = 0;
+  // Releases the attachment: an untrusted one is destroyed (worker stopped,
+  // port gone); a pipe's shared region goes when neither end is held any
+  // more (created or adopted in this process). A VM still running loses its
+  // network but nothing else. NOT_FOUND if nothing was there.
+  virtual absl::Status DestroyVmAttachment(const VmAttachmentSpec& spec) = 0;
 
   // Everything the kernel has now; see DatapathInventory.
   virtual absl::StatusOr<DatapathInventory> List() = 0;

@@ -172,83 +172,122 @@ absl::Status FakeDatapath::DeletePipe(absl::string_view name) {
   if (absl::Status s = Enter(Op::kDeletePipe); !s.ok()) return s;
   auto it = pipes_.find(std::string(name));
   if (it == pipes_.end()) return absl::NotFoundError(absl::StrCat("no pipe ", name));
-  if (!it->second.ends_in_use.empty()) {
+  if (!it->second.held.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("pipe ", name, " has open ends"));
   }
   pipes_.erase(it);
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::StatusOr<VmAttachmentHandles> MakeHandles(UniqueFd region, uint64_t region_bytes,
+                                                uint16_t peer_id, std::string netmap_name,
+                                                uint32_t rings) {
+  VmAttachmentHandles h;
+  h.region = std::move(region);
+  h.region_bytes = region_bytes;
+  h.peer_id = peer_id;
+  h.netmap_name = std::move(netmap_name);
+  const uint32_t vectors = VectorsForRings(rings);
+  if (absl::Status s = MakeEventfds(vectors, h.kick_fds); !s.ok()) return s;
+  if (absl::Status s = MakeEventfds(vectors, h.irq_fds); !s.ok()) return s;
+  return h;
+}
+
+}  // namespace
+
 absl::StatusOr<VmAttachmentHandles> FakeDatapath::CreateVmAttachment(
     const VmAttachmentSpec& spec) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Enter(Op::kCreateVmAttachment); !s.ok()) return s;
-  if (vms_.contains(spec.name)) {
-    return absl::AlreadyExistsError(absl::StrCat("VM attachment ", spec.name, " exists"));
-  }
-  VmPort vm{.spec = spec, .handles = {}};
-  vm.handles.region_bytes = spec.region_bytes;
   if (spec.trust == Trust::kTrusted) {
     auto pipe = pipes_.find(spec.pipe_name);
     if (pipe == pipes_.end()) return absl::NotFoundError(absl::StrCat("no pipe ", spec.pipe_name));
-    if (pipe->second.ends_in_use.contains(spec.pipe_end)) {
-      return absl::AlreadyExistsError("that pipe end is in use");
+    Pipe& p = pipe->second;
+    if (p.held.contains(spec.pipe_end)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          PipeEndNetmapName(spec.pipe_name, spec.pipe_end), " is attached already"));
     }
-    if (!pipe->second.region.valid()) {
+    if (p.ends.empty()) {
+      // Both ends at once, in one region: that is what "trusted" means.
       absl::StatusOr<UniqueFd> region = MakeRegion(spec.pipe_name, spec.region_bytes);
       if (!region.ok()) return region.status();
-      pipe->second.region = *std::move(region);
-      pipe->second.region_bytes = spec.region_bytes;
+      for (PipeEnd end : {PipeEnd::kMaster, PipeEnd::kSlave}) {
+        UniqueFd copy(::fcntl(region->get(), F_DUPFD_CLOEXEC, 0));
+        absl::StatusOr<VmAttachmentHandles> h = MakeHandles(
+            std::move(copy), spec.region_bytes, end == PipeEnd::kMaster ? 1 : 2,
+            PipeEndNetmapName(spec.pipe_name, end), spec.rings);
+        if (!h.ok()) {
+          p.ends.clear();
+          return h.status();
+        }
+        p.ends.emplace(end, *std::move(h));
+      }
+      for (const auto& [end, h] : p.ends) counters_[h.netmap_name] = {};
     }
-    // Both ends share the pipe's region: that is what "trusted" means.
-    vm.handles.region.reset(::fcntl(pipe->second.region.get(), F_DUPFD_CLOEXEC, 0));
-    vm.handles.region_bytes = pipe->second.region_bytes;
-    vm.handles.netmap_name = PipeEndNetmapName(spec.pipe_name, spec.pipe_end);
-  } else {
-    absl::StatusOr<UniqueFd> region = MakeRegion(spec.name, spec.region_bytes);
-    if (!region.ok()) return region.status();
-    vm.handles.region = *std::move(region);
-    vm.handles.netmap_name = SwitchPortNetmapName(spec.switch_name, spec.name);
+    absl::StatusOr<VmAttachmentHandles> copy = DupHandles(p.ends.at(spec.pipe_end));
+    if (copy.ok()) p.held.insert(spec.pipe_end);
+    return copy;
   }
-  vm.handles.peer_id = spec.peer_id;
-  const uint32_t vectors = VectorsForRings(spec.rings);
-  if (absl::Status s = MakeEventfds(vectors, vm.handles.kick_fds); !s.ok()) return s;
-  if (absl::Status s = MakeEventfds(vectors, vm.handles.irq_fds); !s.ok()) return s;
-  absl::StatusOr<VmAttachmentHandles> copy = DupHandles(vm.handles);
-  if (!copy.ok()) return copy.status();
 
-  if (spec.trust == Trust::kUntrusted) {
-    if (absl::Status s = AddSwitchPort(spec.switch_name, spec.name); !s.ok()) return s;
-  } else {
-    pipes_[spec.pipe_name].ends_in_use.insert(spec.pipe_end);
-    counters_[vm.handles.netmap_name] = {};
+  if (vms_.contains(spec.name)) {
+    return absl::AlreadyExistsError(absl::StrCat("VM attachment ", spec.name, " exists"));
   }
-  vms_.emplace(spec.name, std::move(vm));
+  if (switch_ports_.contains({spec.switch_name, spec.name})) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(SwitchPortNetmapName(spec.switch_name, spec.name), " exists already"));
+  }
+  absl::StatusOr<UniqueFd> region = MakeRegion(spec.name, spec.region_bytes);
+  if (!region.ok()) return region.status();
+  absl::StatusOr<VmAttachmentHandles> h =
+      MakeHandles(*std::move(region), spec.region_bytes, spec.peer_id,
+                  SwitchPortNetmapName(spec.switch_name, spec.name), spec.rings);
+  if (!h.ok()) return h.status();
+  absl::StatusOr<VmAttachmentHandles> copy = DupHandles(*h);
+  if (!copy.ok()) return copy.status();
+  if (absl::Status s = AddSwitchPort(spec.switch_name, spec.name); !s.ok()) return s;
+  vms_.emplace(spec.name, VmPort{.spec = spec, .handles = *std::move(h)});
   return copy;
 }
 
-absl::StatusOr<VmAttachmentHandles> FakeDatapath::AdoptVmAttachment(absl::string_view name) {
+absl::StatusOr<VmAttachmentHandles> FakeDatapath::AdoptVmAttachment(
+    const VmAttachmentSpec& spec) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Enter(Op::kAdoptVmAttachment); !s.ok()) return s;
-  auto it = vms_.find(std::string(name));
-  if (it == vms_.end()) return absl::NotFoundError(absl::StrCat("no VM attachment ", name));
+  if (spec.trust == Trust::kTrusted) {
+    auto pipe = pipes_.find(spec.pipe_name);
+    if (pipe == pipes_.end() || pipe->second.ends.empty()) {
+      return absl::NotFoundError(absl::StrCat("no attachment of pipe ", spec.pipe_name));
+    }
+    absl::StatusOr<VmAttachmentHandles> copy = DupHandles(pipe->second.ends.at(spec.pipe_end));
+    if (copy.ok()) pipe->second.held.insert(spec.pipe_end);
+    return copy;
+  }
+  auto it = vms_.find(spec.name);
+  if (it == vms_.end()) return absl::NotFoundError(absl::StrCat("no VM attachment ", spec.name));
   return DupHandles(it->second.handles);
 }
 
-absl::Status FakeDatapath::DestroyVmAttachment(absl::string_view name) {
+absl::Status FakeDatapath::DestroyVmAttachment(const VmAttachmentSpec& spec) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Enter(Op::kDestroyVmAttachment); !s.ok()) return s;
-  auto it = vms_.find(std::string(name));
-  if (it == vms_.end()) return absl::NotFoundError(absl::StrCat("no VM attachment ", name));
-  const VmAttachmentSpec& spec = it->second.spec;
-  if (spec.trust == Trust::kUntrusted) {
-    (void)RemoveSwitchPort(spec.switch_name, spec.name);
-  } else {
-    Pipe& pipe = pipes_[spec.pipe_name];
-    pipe.ends_in_use.erase(spec.pipe_end);
-    if (pipe.ends_in_use.empty()) pipe.region.reset();
-    counters_.erase(it->second.handles.netmap_name);
+  if (spec.trust == Trust::kTrusted) {
+    auto pipe = pipes_.find(spec.pipe_name);
+    if (pipe == pipes_.end() || pipe->second.ends.empty()) {
+      return absl::NotFoundError(absl::StrCat("no attachment of pipe ", spec.pipe_name));
+    }
+    Pipe& p = pipe->second;
+    p.held.erase(spec.pipe_end);
+    if (p.held.empty()) {
+      for (const auto& [end, h] : p.ends) counters_.erase(h.netmap_name);
+      p.ends.clear();
+    }
+    return absl::OkStatus();
   }
+  auto it = vms_.find(spec.name);
+  if (it == vms_.end()) return absl::NotFoundError(absl::StrCat("no VM attachment ", spec.name));
+  (void)RemoveSwitchPort(it->second.spec.switch_name, it->second.spec.name);
   vms_.erase(it);
   return absl::OkStatus();
 }
@@ -261,6 +300,9 @@ absl::StatusOr<DatapathInventory> FakeDatapath::List() {
   inventory.switch_ports.assign(switch_ports_.begin(), switch_ports_.end());
   for (const auto& [name, pipe] : pipes_) inventory.pipes.push_back(name);
   for (const auto& [name, vm] : vms_) inventory.vm_attachments.push_back(name);
+  for (const auto& [name, pipe] : pipes_) {
+    if (!pipe.ends.empty()) inventory.vm_pipes.push_back(name);
+  }
   return inventory;
 }
 

@@ -4,7 +4,8 @@
 // It enforces the same existence rules as the kernel (ALREADY_EXISTS,
 // NOT_FOUND, a NIC must exist on the "host"), hands out real memfds and
 // eventfds for VM attachments so the ivshmem server can be exercised, and
-// lets tests inject failures, unload the "module" and add traffic.
+// lets tests inject failures, unload the "module" and add traffic. Unlike
+// netmap it keeps pipes that no VM uses (CreatePipe makes one).
 #ifndef PTNETMAP_AGENT_FAKE_DATAPATH_H_
 #define PTNETMAP_AGENT_FAKE_DATAPATH_H_
 
@@ -51,16 +52,17 @@ class FakeDatapath : public Datapath {
   absl::Status CreatePipe(absl::string_view name) override;
   absl::Status DeletePipe(absl::string_view name) override;
   absl::StatusOr<VmAttachmentHandles> CreateVmAttachment(const VmAttachmentSpec& spec) override;
-  absl::StatusOr<VmAttachmentHandles> AdoptVmAttachment(absl::string_view name) override;
-  absl::Status DestroyVmAttachment(absl::string_view name) override;
+  absl::StatusOr<VmAttachmentHandles> AdoptVmAttachment(const VmAttachmentSpec& spec) override;
+  absl::Status DestroyVmAttachment(const VmAttachmentSpec& spec) override;
   absl::StatusOr<DatapathInventory> List() override;
   absl::StatusOr<PortCounters> ReadCounters(absl::string_view netmap_name) override;
 
  private:
+  // As in the kernel: both ends' handles (one shared region, peers 1 and
+  // 2) are made when the first end is attached, and go with the last.
   struct Pipe {
-    UniqueFd region;  // shared by both ends, created by the first attachment
-    uint64_t region_bytes = 0;
-    std::set<PipeEnd> ends_in_use;
+    std::map<PipeEnd, VmAttachmentHandles> ends;  // empty: no attachment
+    std::set<PipeEnd> held;
   };
   struct VmPort {
     VmAttachmentSpec spec;
@@ -82,7 +84,7 @@ class FakeDatapath : public Datapath {
   std::set<std::string> switches_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<std::string, std::string>> switch_ports_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Pipe> pipes_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, VmPort> vms_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, VmPort> vms_ ABSL_GUARDED_BY(mu_);  // untrusted
   std::map<std::string, PortCounters, std::less<>> counters_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -11,44 +11,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/log.h"
+#include "qemu/passthrough.h"
 
 namespace ptnetmap::agent {
 namespace {
 
-constexpr absl::string_view kNoPassthrough =
-    "kernel passthrough attachments are not available in this module version";
-
-absl::Status FromErrno(int err, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-    case ENXIO:
-    case ENODEV:
-      return absl::NotFoundError(message);
-    case EEXIST:
-      return absl::AlreadyExistsError(message);
-    case ENOMEM:
-    case ENOSPC:
-      return absl::ResourceExhaustedError(message);
-    case EBUSY:
-      return absl::FailedPreconditionError(absl::StrCat(message, " (in use by an application)"));
-    case EINVAL:
-      return absl::InvalidArgumentError(message);
-    case ENOTTY:
-    case EOPNOTSUPP:
-      return absl::UnimplementedError(
-          absl::StrCat(message, " (the loaded module does not support this request; "
-                                "update the ptnetmap module)"));
-    case EPERM:
-    case EACCES:
-      return absl::PermissionDeniedError(
-          absl::StrCat(message, " (ptnetd needs CAP_NET_ADMIN)"));
-    default:
-      return absl::InternalError(message);
-  }
-}
+// The guest peer of each pipe end in the pipe's shared attachment.
+uint16_t PeerOfEnd(PipeEnd end) { return end == PipeEnd::kMaster ? 1 : 2; }
 
 }  // namespace
 
@@ -70,20 +44,8 @@ absl::StatusOr<std::unique_ptr<KernelDatapath>> KernelDatapath::Open(const std::
 
 absl::Status KernelDatapath::Control(uint16_t request, absl::string_view name, void* body,
                                      absl::string_view what, nmreq_header* header_out) {
-  nmreq_header header{};
-  header.nr_version = NETMAP_API;
-  header.nr_reqtype = request;
-  if (name.size() >= sizeof(header.nr_name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": netmap name '", name, "' is too long"));
-  }
-  std::memcpy(header.nr_name, name.data(), name.size());
-  header.nr_body = reinterpret_cast<uintptr_t>(body);
-  if (::ioctl(fd_.get(), NIOCCTRL, &header) != 0) {
-    return FromErrno(errno, absl::StrCat(what, " (", device_, ")"));
-  }
-  if (header_out != nullptr) *header_out = header;
-  return absl::OkStatus();
+  return ivshmem::NetmapRequest(fd_.get(), request, name, body,
+                                absl::StrCat(what, " (", device_, ")"), header_out);
 }
 
 // netmap creates a VALE switch with its first port and frees it with its
@@ -123,31 +85,115 @@ absl::Status KernelDatapath::DetachNic(absl::string_view switch_name, absl::stri
   return Control(NETMAP_REQ_VALE_DETACH, member, &detach, absl::StrCat("detach NIC ", member));
 }
 
-// The module has no persistent pipe parents: a pipe's parent is created by
-// the first open of "name{N" and freed with its last pipe, and NEWIF only
-// takes VALE names. So there is nothing the agent can create ahead of time.
-absl::Status KernelDatapath::CreatePipe(absl::string_view name) {
-  return absl::UnimplementedError(absl::StrCat(
-      "pipe ", name, ": persistent pipes are not available in this module version "
-      "(the kernel creates a pipe's parent on first open and frees it with its last pipe)"));
+// The module has no persistent pipes: a pipe is created by the first open
+// of "name{N" or "name}N" (an application, or the attachment of a trusted VM)
+// and freed with its last end; NEWIF only takes VALE names. So there is
+// nothing to create or delete ahead of time: the name was validated by the
+// manager, and its ends appear when used.
+absl::Status KernelDatapath::CreatePipe(absl::string_view) { return absl::OkStatus(); }
+absl::Status KernelDatapath::DeletePipe(absl::string_view) { return absl::OkStatus(); }
+
+std::string PipeAttachmentName(absl::string_view pipe) { return absl::StrCat("pipe:", pipe); }
+
+std::string KernelDatapath::AttachmentName(const VmAttachmentSpec& spec) {
+  return spec.trust == Trust::kTrusted ? PipeAttachmentName(spec.pipe_name) : spec.name;
 }
 
-absl::Status KernelDatapath::DeletePipe(absl::string_view name) {
-  return absl::NotFoundError(absl::StrCat("no persistent pipe ", name, " in the kernel"));
+void KernelDatapath::Hold(const VmAttachmentSpec& spec) {
+  absl::MutexLock lock(&mu_);
+  const uint16_t peer = spec.trust == Trust::kTrusted ? PeerOfEnd(spec.pipe_end) : 1;
+  const std::string port = spec.trust == Trust::kTrusted
+                               ? PipeEndNetmapName(spec.pipe_name, spec.pipe_end)
+                               : SwitchPortNetmapName(spec.switch_name, spec.name);
+  vm_ports_[port] = {AttachmentName(spec), peer};
+  if (spec.trust == Trust::kTrusted) held_pipe_ends_[spec.pipe_name].insert(spec.pipe_end);
+}
+
+absl::StatusOr<VmAttachmentHandles> KernelDatapath::HandlesOf(const VmAttachmentSpec& spec) {
+  const bool trusted = spec.trust == Trust::kTrusted;
+  const uint16_t peer = trusted ? PeerOfEnd(spec.pipe_end) : 1;
+  absl::StatusOr<ivshmem::PeerFds> fds = ivshmem::FdsOf(fd_.get(), AttachmentName(spec), peer);
+  if (!fds.ok()) return fds.status();
+  VmAttachmentHandles handles;
+  static_cast<ivshmem::PeerFds&>(handles) = *std::move(fds);
+  handles.netmap_name = trusted ? PipeEndNetmapName(spec.pipe_name, spec.pipe_end)
+                                : SwitchPortNetmapName(spec.switch_name, spec.name);
+  if (handles.kick_fds.size() != VectorsForRings(spec.rings)) {
+    // Configured with other rings than the kernel has: QEMU would be given
+    // a vector count (libvirt XML) that does not match the port.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "passthrough attachment ", AttachmentName(spec), " has ", handles.kick_fds.size(),
+        " vectors but VM attachment ", spec.name, " is configured with ",
+        VectorsForRings(spec.rings), "; delete and re-create the VM attachment"));
+  }
+  Hold(spec);
+  return handles;
 }
 
 absl::StatusOr<VmAttachmentHandles> KernelDatapath::CreateVmAttachment(
-    const VmAttachmentSpec&) {
-  return absl::UnimplementedError(kNoPassthrough);
+    const VmAttachmentSpec& spec) {
+  const std::string attachment = AttachmentName(spec);
+  ivshmem::AttachmentSpec kernel{.name = attachment, .peers = {},
+                                 .shared = spec.trust == Trust::kTrusted, .rings = spec.rings,
+                                 .region_bytes = spec.region_bytes};
+  size_t mine = 0;  // index of the VM's own peer in kernel.peers
+  if (spec.trust == Trust::kTrusted) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto held = held_pipe_ends_.find(spec.pipe_name);
+      if (held != held_pipe_ends_.end() && held->second.contains(spec.pipe_end)) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            PipeEndNetmapName(spec.pipe_name, spec.pipe_end), " is attached already"));
+      }
+    }
+    // The first end builds the attachment of both; the second takes its peer.
+    absl::StatusOr<ivshmem::AttachmentInfo> existing = ivshmem::Info(fd_.get(), attachment);
+    if (existing.ok()) return HandlesOf(spec);
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    for (PipeEnd end : {PipeEnd::kMaster, PipeEnd::kSlave}) {
+      const std::string port = PipeEndNetmapName(spec.pipe_name, end);
+      kernel.peers.push_back({.port = port, .mac = ivshmem::MacFor(port)});
+    }
+    mine = PeerOfEnd(spec.pipe_end) - 1;
+  } else {
+    const std::string port = SwitchPortNetmapName(spec.switch_name, spec.name);
+    kernel.peers.push_back({.port = port, .mac = ivshmem::MacFor(port)});
+  }
+  absl::StatusOr<std::vector<ivshmem::PeerFds>> made = ivshmem::Attach(fd_.get(), kernel);
+  if (!made.ok()) {
+    if (absl::IsInvalidArgument(made.status()) && spec.trust == Trust::kUntrusted) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          made.status().message(), " (is ", kernel.peers[0].port,
+          " already a port outside the attachment?)"));
+    }
+    return made.status();
+  }
+  VmAttachmentHandles handles;
+  static_cast<ivshmem::PeerFds&>(handles) = std::move((*made)[mine]);
+  handles.netmap_name = kernel.peers[mine].port;
+  Hold(spec);
+  return handles;
 }
 
-absl::StatusOr<VmAttachmentHandles> KernelDatapath::AdoptVmAttachment(absl::string_view) {
-  return absl::UnimplementedError(kNoPassthrough);
+absl::StatusOr<VmAttachmentHandles> KernelDatapath::AdoptVmAttachment(
+    const VmAttachmentSpec& spec) {
+  return HandlesOf(spec);
 }
 
-absl::Status KernelDatapath::DestroyVmAttachment(absl::string_view name) {
-  // Nothing can exist in the kernel yet, so there is nothing to destroy.
-  return absl::NotFoundError(absl::StrCat("no VM attachment ", name, " in the kernel"));
+absl::Status KernelDatapath::DestroyVmAttachment(const VmAttachmentSpec& spec) {
+  absl::MutexLock lock(&mu_);
+  if (spec.trust == Trust::kTrusted) {
+    vm_ports_.erase(PipeEndNetmapName(spec.pipe_name, spec.pipe_end));
+    auto held = held_pipe_ends_.find(spec.pipe_name);
+    if (held != held_pipe_ends_.end()) {
+      held->second.erase(spec.pipe_end);
+      if (!held->second.empty()) return absl::OkStatus();  // the other VM still uses it
+      held_pipe_ends_.erase(held);
+    }
+  } else {
+    vm_ports_.erase(SwitchPortNetmapName(spec.switch_name, spec.name));
+  }
+  return ivshmem::Detach(fd_.get(), AttachmentName(spec));
 }
 
 absl::StatusOr<DatapathInventory> KernelDatapath::List() {
@@ -171,8 +217,22 @@ absl::StatusOr<DatapathInventory> KernelDatapath::List() {
     }
     ++cursor.nr_port_idx;
   }
-  // Pipe parents are on no switch and cannot be enumerated: reconcile
-  // re-creates them and takes EEXIST as "present" (see DatapathInventory).
+  // Pipes are on no switch and cannot be enumerated; they need no creating
+  // either (see CreatePipe).
+  absl::StatusOr<std::vector<std::string>> attachments = ivshmem::ListAttachments(fd_.get());
+  if (absl::IsUnimplemented(attachments.status())) {
+    LogWarning(absl::StrCat("the loaded module has no passthrough attachments: ",
+                            attachments.status().message()));
+    return inventory;
+  }
+  if (!attachments.ok()) return attachments.status();
+  for (std::string& name : *attachments) {
+    if (absl::StartsWith(name, "pipe:")) {
+      inventory.vm_pipes.push_back(name.substr(5));
+    } else {
+      inventory.vm_attachments.push_back(std::move(name));
+    }
+  }
   return inventory;
 }
 
@@ -194,9 +254,30 @@ PortCounters PortCountersFromKernel(const ptnetmap_port_stats& k) {
 }
 
 absl::StatusOr<PortCounters> KernelDatapath::ReadCounters(absl::string_view netmap_name) {
+  std::optional<std::pair<std::string, uint16_t>> vm_port;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = vm_ports_.find(netmap_name); it != vm_ports_.end()) vm_port = it->second;
+  }
   ptnetmap_port_stats stats{};
   absl::Status s = Control(PTNETMAP_REQ_PORT_STATS_GET, netmap_name, &stats,
                            absl::StrCat("read counters of ", netmap_name));
+  if (vm_port) {
+    // A VM's port: traffic as the guest saw it, and the notifications, from
+    // its attachment; drops from the port when it has them (VALE).
+    absl::StatusOr<ivshmem::AttachmentInfo> info =
+        ivshmem::Info(fd_.get(), vm_port->first, vm_port->second);
+    if (!info.ok()) return info.status();
+    PortCounters c = s.ok() ? PortCountersFromKernel(stats) : PortCounters{};
+    c.tx_packets = info->tx_packets;
+    c.tx_bytes = info->tx_bytes;
+    c.rx_packets = info->rx_packets;
+    c.rx_bytes = info->rx_bytes;
+    c.kicks = info->kicks;
+    c.interrupts = info->interrupts;
+    c.worker_wakeups = info->wakeups;
+    return c;
+  }
   if (absl::IsInvalidArgument(s)) {
     // The module answers EINVAL to request types it does not know, too.
     return absl::InvalidArgumentError(absl::StrCat(

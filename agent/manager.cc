@@ -24,7 +24,7 @@ std::vector<std::string> Sorted(const Set& set) {
 
 }  // namespace
 
-Manager::Manager(Datapath& datapath, StateStore& store, IvshmemServer& ivshmem,
+Manager::Manager(Datapath& datapath, StateStore& store, ivshmem::Server& ivshmem,
                  ManagerLimits limits)
     : datapath_(datapath), store_(store), ivshmem_(ivshmem), limits_(limits) {}
 

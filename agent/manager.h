@@ -30,7 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/datapath.h"
-#include "agent/ivshmem_server.h"
+#include "qemu/ivshmem_server.h"
 #include "agent/model.h"
 #include "agent/state_store.h"
 
@@ -121,7 +121,7 @@ struct ReconcileReport {
 class Manager {
  public:
   // The adapters must outlive the manager.
-  Manager(Datapath& datapath, StateStore& store, IvshmemServer& ivshmem,
+  Manager(Datapath& datapath, StateStore& store, ivshmem::Server& ivshmem,
           ManagerLimits limits = {});
 
   // Loads the desired state and reconciles the kernel with it: recreates
@@ -195,7 +195,7 @@ class Manager {
 
   Datapath& datapath_;
   StateStore& store_;
-  IvshmemServer& ivshmem_;
+  ivshmem::Server& ivshmem_;
   const ManagerLimits limits_;
 
   mutable absl::Mutex mu_;

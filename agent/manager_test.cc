@@ -49,9 +49,9 @@ class ManagerTest : public ::testing::Test {
     auto store = StateStore::Open(dir_ + "/ptnetd.db");
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto ivshmem = IvshmemServer::Create(dir_ + "/ivshmem", std::nullopt);
-    EXPECT_TRUE(ivshmem.ok()) << ivshmem.status();
-    ivshmem_ = *std::move(ivshmem);
+    auto sockets = ivshmem::Server::Create({.dir = dir_ + "/ivshmem"});
+    EXPECT_TRUE(sockets.ok()) << sockets.status();
+    ivshmem_ = *std::move(sockets);
     manager_ = std::make_unique<Manager>(*datapath_, *store_, *ivshmem_, limits);
     return manager_->Start();
   }
@@ -65,7 +65,7 @@ class ManagerTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<FakeDatapath> datapath_;
   std::unique_ptr<StateStore> store_;
-  std::unique_ptr<IvshmemServer> ivshmem_;
+  std::unique_ptr<ivshmem::Server> ivshmem_;
   std::unique_ptr<Manager> manager_;
 };
 
@@ -240,7 +240,8 @@ TEST_F(ManagerTest, TrustedPeersShareOneRegionUntrustedDoNot) {
   ASSERT_TRUE(manager_->CreateVmAttachment(Trusted("b", "pp1", {"a"})).ok());
   ASSERT_TRUE(manager_->CreateVmAttachment(Untrusted("c")).ok());
   auto map = [&](absl::string_view name) {
-    absl::StatusOr<VmAttachmentHandles> h = datapath_->AdoptVmAttachment(name);
+    absl::StatusOr<VmAttachmentHandles> h =
+        datapath_->AdoptVmAttachment(SpecOf(manager_->GetVmAttachment(name)->record));
     EXPECT_TRUE(h.ok());
     return static_cast<char*>(
         ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, h->region.get(), 0));
@@ -265,6 +266,18 @@ TEST_F(ManagerTest, BadVectorsAndRegionSizes) {
   absl::Status s = manager_->CreateVmAttachment(odd).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("power of two"));
+  // The region must hold every ring's buffers (256 slots of 2 KiB each).
+  VmAttachmentRequest tiny = Untrusted("vm1");
+  tiny.region_bytes = 1 << 20;
+  s = manager_->CreateVmAttachment(tiny).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("at least 2097152 bytes"));
+  ASSERT_TRUE(manager_->CreatePipe("pp1").ok());
+  VmAttachmentRequest wide = Trusted("vm2", "pp1", {});
+  wide.rings = 4;  // both ends: 4096 buffers, 8 MiB, so the default grows
+  absl::StatusOr<VmAttachmentView> vm = manager_->CreateVmAttachment(wide);
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  EXPECT_EQ(vm->record.region_bytes, 16u << 20);
 }
 
 TEST_F(ManagerTest, DatapathFailureStoresNothing) {
@@ -331,14 +344,91 @@ TEST_F(ManagerTest, RestartRecreatesWhatTheKernelLost) {
 
   absl::StatusOr<ReconcileReport> report = Restart();
   ASSERT_TRUE(report.ok()) << report.status();
-  EXPECT_EQ(report->recreated, 3);
+  // The port and the VM; a pipe, like a switch, exists in netmap only while
+  // used, so making it again is no drift.
+  EXPECT_EQ(report->recreated, 2);
   EXPECT_EQ(report->failed, 0);
   EXPECT_THAT(report->drift, ::testing::Contains(HasSubstr("port vale0:p1 was missing")));
+  EXPECT_THAT(report->drift, ::testing::Not(::testing::Contains(HasSubstr("pipe"))));
   absl::StatusOr<DatapathInventory> kernel = datapath_->List();
   EXPECT_THAT(kernel->switch_ports, ::testing::UnorderedElementsAre(
                                         std::pair<std::string, std::string>{"vale0", "p1"},
                                         std::pair<std::string, std::string>{"vale0", "vm1"}));
   EXPECT_THAT(kernel->pipes, ElementsAre("pp1"));
+}
+
+TEST_F(ManagerTest, TrustedPairSharesOneRegionAcrossARestartAndAModuleReload) {
+  ASSERT_TRUE(manager_->CreatePipe("pp1").ok());
+  ASSERT_TRUE(manager_->CreateVmAttachment(Trusted("a", "pp1", {"b"})).ok());
+  ASSERT_TRUE(manager_->CreateVmAttachment(Trusted("b", "pp1", {"a"})).ok());
+  auto first_page = [&](absl::string_view name) {
+    absl::StatusOr<VmAttachmentHandles> h =
+        datapath_->AdoptVmAttachment(SpecOf(manager_->GetVmAttachment(name)->record));
+    EXPECT_TRUE(h.ok()) << h.status();
+    EXPECT_EQ(h->peer_id, name == "a" ? 1 : 2);
+    return static_cast<char*>(
+        ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, h->region.get(), 0));
+  };
+  for (int round = 0; round < 2; ++round) {
+    absl::StatusOr<ReconcileReport> report = Restart();
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->failed, 0) << round;
+    EXPECT_EQ(report->unmanaged, 0) << round;
+    // Round 0: adopted; round 1 (after a reload): both ends rebuilt together.
+    EXPECT_EQ(report->recreated, round == 0 ? 0 : 2);
+    char* a = first_page("a");
+    char* b = first_page("b");
+    std::strcpy(a, round == 0 ? "kept" : "rebuilt");
+    EXPECT_STREQ(b, round == 0 ? "kept" : "rebuilt");
+    ::munmap(a, 4096);
+    ::munmap(b, 4096);
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/ivshmem/b.sock"));
+    datapath_ = std::make_unique<FakeDatapath>();  // module reloaded: empty kernel
+    ASSERT_TRUE(datapath_->CreatePipe("pp1").ok());
+  }
+}
+
+TEST_F(ManagerTest, PipeEndsMustAgreeOnRingsAndTheRegionGoesWithTheLastEnd) {
+  ASSERT_TRUE(manager_->CreatePipe("pp1").ok());
+  VmAttachmentRequest a = Trusted("a", "pp1", {"b"});
+  a.rings = 2;
+  ASSERT_TRUE(manager_->CreateVmAttachment(a).ok());
+  VmAttachmentRequest b = Trusted("b", "pp1", {"a"});
+  b.rings = 1;
+  absl::Status s = manager_->CreateVmAttachment(b).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("same rings"));
+  b.rings = 0;  // unset: the pipe's
+  absl::StatusOr<VmAttachmentView> vb = manager_->CreateVmAttachment(b);
+  ASSERT_TRUE(vb.ok()) << vb.status();
+  EXPECT_EQ(vb->record.rings, 2u);
+  EXPECT_THAT(vb->libvirt_xml, HasSubstr("vectors='5'"));
+
+  ASSERT_TRUE(manager_->DeleteVmAttachment("a").ok());
+  EXPECT_THAT(datapath_->List()->vm_pipes, ElementsAre("pp1")) << "b still uses it";
+  ASSERT_TRUE(manager_->DeleteVmAttachment("b").ok());
+  EXPECT_TRUE(datapath_->List()->vm_pipes.empty());
+}
+
+TEST_F(ManagerTest, AttachmentsTheStoreDoesNotKnowAreDriftAndLeftAlone) {
+  ASSERT_TRUE(datapath_->CreateSwitch("vale0").ok());
+  ASSERT_TRUE(datapath_->CreatePipe("pp9").ok());
+  VmAttachmentSpec spec{.name = "x", .trust = Trust::kTrusted, .pipe_name = "pp9",
+                        .pipe_end = PipeEnd::kMaster, .rings = 1, .peer_id = 1,
+                        .region_bytes = 1 << 20};
+  ASSERT_TRUE(datapath_->CreateVmAttachment(spec).ok());
+  ASSERT_TRUE(datapath_->CreateVmAttachment({.name = "stray", .trust = Trust::kUntrusted,
+                                             .switch_name = "vale0", .rings = 1,
+                                             .region_bytes = 1 << 20})
+                  .ok());
+  absl::StatusOr<ReconcileReport> report = Restart();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_THAT(report->drift, ::testing::Contains(HasSubstr("both ends of pipe pp9")));
+  EXPECT_THAT(report->drift, ::testing::Contains(HasSubstr("VM attachment stray")));
+  absl::StatusOr<DatapathInventory> kernel = datapath_->List();
+  EXPECT_THAT(kernel->vm_pipes, ElementsAre("pp9"));
+  EXPECT_THAT(kernel->vm_attachments, ElementsAre("stray"));
+  EXPECT_EQ(datapath_->CallCount(Op::kDestroyVmAttachment), 0);
 }
 
 TEST_F(ManagerTest, RestartReportsDriftAndKeepsFailedObjectsConfigured) {

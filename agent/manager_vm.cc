@@ -6,6 +6,7 @@
 #include "agent/manager.h"
 #include "agent/manager_steps.h"
 #include "agent/names.h"
+#include "qemu/passthrough.h"
 
 namespace ptnetmap::agent {
 
@@ -31,13 +32,25 @@ absl::StatusOr<VmAttachmentRecord> Manager::PlanVmAttachment(
         "VM attachment ", name, ": ", vm.rings, " rings per direction requested; a "
         "passthrough port has 1 to ", limits_.max_rings));
   }
-  vm.region_bytes = request.region_bytes ? request.region_bytes : limits_.default_region_bytes;
+  // The region holds every ring's buffers: one port for an untrusted VM,
+  // both ends for a pipe.
+  const uint64_t needed =
+      ivshmem::MinRegionBytes(vm.rings, vm.trust == Trust::kTrusted ? 2 : 1);
+  vm.region_bytes = request.region_bytes
+                        ? request.region_bytes
+                        : std::max(limits_.default_region_bytes, needed);
   if (!std::has_single_bit(vm.region_bytes) || vm.region_bytes < limits_.min_region_bytes ||
       vm.region_bytes > limits_.max_region_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "VM attachment ", name, ": region of ", vm.region_bytes,
         " bytes; QEMU needs a power of two, and the agent allows ", limits_.min_region_bytes,
         " to ", limits_.max_region_bytes));
+  }
+  if (vm.region_bytes < needed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VM attachment ", name, ": a region of ", vm.region_bytes, " bytes cannot hold the "
+        "buffers of ", vm.rings, " ring(s) per direction", vm.trust == Trust::kTrusted ?
+        " of both pipe ends" : "", "; use at least ", needed, " bytes (or leave it unset)"));
   }
 
   if (vm.trust == Trust::kUntrusted) {
@@ -103,26 +116,31 @@ absl::StatusOr<VmAttachmentRecord> Manager::PlanVmAttachment(
         "both ends of pipe ", vm.pipe_name, " share one region; ", other.name, " uses ",
         other.region_bytes, " bytes, so request that size (or leave it unset)"));
   }
+  if (request.rings != 0 && request.rings != other.rings) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "both ends of pipe ", vm.pipe_name, " are built together with the same rings; ",
+        other.name, " has ", other.rings, " per direction, so request that (or leave it unset)"));
+  }
   vm.region_bytes = other.region_bytes;
+  vm.rings = other.rings;
   return vm;
 }
 
 absl::Status Manager::BringUpVmAttachment(const VmAttachmentRecord& vm, bool adopt) {
+  const VmAttachmentSpec spec = SpecOf(vm);
   bool created = false;
   absl::StatusOr<VmAttachmentHandles> handles;
   if (!adopt) {
-    handles = datapath_.CreateVmAttachment(VmAttachmentSpec{
-        .name = vm.name, .trust = vm.trust, .switch_name = vm.switch_name,
-        .pipe_name = vm.pipe_name, .pipe_end = vm.pipe_end, .rings = vm.rings, .peer_id = PeerIdOf(vm),
-        .region_bytes = vm.region_bytes});
+    handles = datapath_.CreateVmAttachment(spec);
     created = handles.ok();
   }
   if (adopt || absl::IsAlreadyExists(handles.status())) {
-    handles = datapath_.AdoptVmAttachment(vm.name);
+    handles = datapath_.AdoptVmAttachment(spec);
   }
   if (!handles.ok()) return handles.status();
-  if (absl::Status s = ivshmem_.Serve(vm.name, *std::move(handles)); !s.ok()) {
-    if (created) Undo(datapath_.DestroyVmAttachment(vm.name), "VM attachment " + vm.name);
+  if (absl::Status s = ivshmem_.Serve(vm.name, std::move(static_cast<ivshmem::PeerFds&>(*handles)));
+      !s.ok()) {
+    if (created) Undo(datapath_.DestroyVmAttachment(spec), "VM attachment " + vm.name);
     return s;
   }
   return absl::OkStatus();
@@ -154,7 +172,7 @@ absl::StatusOr<VmAttachmentView> Manager::CreateVmAttachment(
   if (absl::Status s = BringUpVmAttachment(*vm, /*adopt=*/false); !s.ok()) return s;
   if (absl::Status s = store_.AddVmAttachment(*vm); !s.ok()) {
     ivshmem_.Stop(vm->name);
-    Undo(datapath_.DestroyVmAttachment(vm->name), "VM attachment " + vm->name);
+    Undo(datapath_.DestroyVmAttachment(SpecOf(*vm)), "VM attachment " + vm->name);
     return s;
   }
   Remember(*vm);
@@ -167,7 +185,7 @@ absl::Status Manager::DeleteVmAttachment(absl::string_view name) {
   if (it == vms_.end()) return absl::NotFoundError(absl::StrCat("no VM attachment ", name));
   const VmAttachmentRecord vm = it->second;
   if (absl::Status s = store_.RemoveVmAttachment(name); !s.ok()) return s;
-  if (absl::Status s = datapath_.DestroyVmAttachment(name); !s.ok() && !absl::IsNotFound(s)) {
+  if (absl::Status s = datapath_.DestroyVmAttachment(SpecOf(vm)); !s.ok() && !absl::IsNotFound(s)) {
     Restore(store_.AddVmAttachment(vm), absl::StrCat("VM attachment ", name));
     return s;
   }

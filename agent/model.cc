@@ -3,7 +3,7 @@
 #include <net/ptnetmap.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "qemu/ivshmem_server.h"
 
 namespace ptnetmap::agent {
 
@@ -32,14 +32,7 @@ uint16_t PeerIdOf(const VmAttachmentRecord& vm) {
 
 std::string LibvirtShmemXml(absl::string_view name, absl::string_view socket_path,
                             uint32_t vectors) {
-  // Attribute values are quoted with '; names are validated, but the socket
-  // directory comes from a flag and may contain anything.
-  auto escape = [](absl::string_view s) {
-    return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"'", "&apos;"}, {"<", "&lt;"}});
-  };
-  return absl::StrCat("<shmem name='", escape(name), "'><model type='ivshmem-doorbell'/>",
-                      "<server path='", escape(socket_path), "'/><msi vectors='", vectors,
-                      "' ioeventfd='on'/></shmem>");
+  return ivshmem::LibvirtShmemXml(name, socket_path, vectors);
 }
 
 }  // namespace ptnetmap::agent

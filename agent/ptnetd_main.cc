@@ -20,13 +20,13 @@
 #include "absl/strings/str_split.h"
 #include "agent/fake_datapath.h"
 #include "agent/grpc_server.h"
-#include "agent/ivshmem_server.h"
 #include "agent/kernel_datapath.h"
 #include "agent/log.h"
 #include "agent/manager.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
 #include "agent/state_store.h"
+#include "qemu/ivshmem_server.h"
 
 ABSL_FLAG(std::string, socket, "/run/ptnetmap/ptnetd.sock",
           "UNIX socket of the gRPC API (mode 0660); empty to disable");
@@ -93,6 +93,13 @@ absl::StatusOr<std::unique_ptr<Datapath>> MakeDatapath() {
       absl::StrCat("--datapath=", kind, ": use 'kernel' or 'fake'"));
 }
 
+void LogIvshmem(ivshmem::LogLevel level, absl::string_view message) {
+  Log(level == ivshmem::LogLevel::kInfo      ? LogSeverity::kInfo
+      : level == ivshmem::LogLevel::kWarning ? LogSeverity::kWarning
+                                             : LogSeverity::kError,
+      message);
+}
+
 int Fail(int code, const absl::Status& status) {
   LogError(status.ToString());
   return code;
@@ -132,11 +139,11 @@ int Run() {
   absl::StatusOr<std::unique_ptr<StateStore>> store =
       StateStore::Open(absl::GetFlag(FLAGS_db_path));
   if (!store.ok()) return Fail(kExitStartFailed, store.status());
-  absl::StatusOr<std::unique_ptr<IvshmemServer>> ivshmem =
-      IvshmemServer::Create(absl::GetFlag(FLAGS_ivshmem_dir), *ivshmem_group);
-  if (!ivshmem.ok()) return Fail(kExitStartFailed, ivshmem.status());
+  absl::StatusOr<std::unique_ptr<ivshmem::Server>> sockets = ivshmem::Server::Create(
+      {.dir = absl::GetFlag(FLAGS_ivshmem_dir), .group = *ivshmem_group, .log = LogIvshmem});
+  if (!sockets.ok()) return Fail(kExitStartFailed, sockets.status());
 
-  Manager manager(**datapath, **store, **ivshmem);
+  Manager manager(**datapath, **store, **sockets);
   if (absl::StatusOr<ReconcileReport> report = manager.Start(); !report.ok()) {
     return Fail(kExitStartFailed, report.status());
   }

@@ -12,7 +12,7 @@
 
 #include "agent/fake_datapath.h"
 #include "agent/grpc_server.h"
-#include "agent/ivshmem_server.h"
+#include "qemu/ivshmem_server.h"
 #include "agent/manager.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
@@ -31,9 +31,9 @@ class TestAgent {
     auto store = StateStore::Open(dir_ + "/ptnetd.db");
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto ivshmem = IvshmemServer::Create(dir_ + "/ivshmem", std::nullopt);
-    EXPECT_TRUE(ivshmem.ok()) << ivshmem.status();
-    ivshmem_ = *std::move(ivshmem);
+    auto sockets = ivshmem::Server::Create({.dir = dir_ + "/ivshmem"});
+    EXPECT_TRUE(sockets.ok()) << sockets.status();
+    ivshmem_ = *std::move(sockets);
     manager_ = std::make_unique<Manager>(datapath_, *store_, *ivshmem_);
     EXPECT_TRUE(manager_->Start().ok());
     metrics_ = std::make_unique<AgentMetrics>(*manager_, "test", datapath_.Name());
@@ -69,7 +69,7 @@ class TestAgent {
   std::string socket_;
   FakeDatapath datapath_;
   std::unique_ptr<StateStore> store_;
-  std::unique_ptr<IvshmemServer> ivshmem_;
+  std::unique_ptr<ivshmem::Server> ivshmem_;
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<PtnetmapService> service_;

@@ -1,37 +1,13 @@
-// UniqueFd: owns one file descriptor and closes it once.
+// UniqueFd: owns one file descriptor and closes it once. It lives in qemu/
+// (the ivshmem library the agent links) and is used throughout the agent.
 #ifndef PTNETMAP_AGENT_UNIQUE_FD_H_
 #define PTNETMAP_AGENT_UNIQUE_FD_H_
 
-#include <unistd.h>
-
-#include <utility>
+#include "qemu/unique_fd.h"
 
 namespace ptnetmap::agent {
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using ::ptnetmap::UniqueFd;
 
 }  // namespace ptnetmap::agent
 

@@ -140,7 +140,11 @@ class Agent:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if self.ptctl("health").returncode == 0:
+            try:
+                healthy = self.ptctl("health").returncode == 0
+            except subprocess.TimeoutExpired:  # a loaded lab VM: try again
+                healthy = False
+            if healthy:
                 log(f"ptnetd #{self.starts} (pid {self.proc.pid}) serving")
                 return True
             time.sleep(0.3)

@@ -26,7 +26,7 @@ REQ_PT_DETACH = 0x121
 MAX_VECTORS = 33
 
 
-def attach(name, port, mac, rings, memfd, shm, kicks, irqs):
+def attach(name, port, mac, rings, memfd, shm, kicks, irqs, flags=0):
     peer = ctypes.create_string_buffer(344)
     struct.pack_into("<64s6sHI", peer, 0, port.encode(), mac, 0, len(kicks))
     fds = lambda l: list(l) + [-1] * (MAX_VECTORS - len(l))
@@ -35,7 +35,7 @@ def attach(name, port, mac, rings, memfd, shm, kicks, irqs):
     body = ctypes.create_string_buffer(80)
     shm_addr = ctypes.addressof(ctypes.c_char.from_buffer(shm))
     struct.pack_into("<QQiIIHHIII", body, 0, shm_addr, ctypes.addressof(peer), memfd,
-                     1, 0, rings, rings, 256, 256, 1500)
+                     1, flags, rings, rings, 256, 256, 1500)
     request(REQ_PT_ATTACH, name, ctypes.addressof(body))
     return struct.unpack_from("<QQQ", body, 48)
 
@@ -53,6 +53,8 @@ def main():
     parser.add_argument("--port", required=True, help="e.g. vale0:vm1")
     parser.add_argument("--mac", default="02:50:54:4e:4d:01")
     parser.add_argument("--rings", type=int, default=1)
+    parser.add_argument("--shared", action="store_true",
+                        help="PTNETMAP_PT_SHARED: needed to attach a pipe end")
     args = parser.parse_args()
 
     size = 8 << 20
@@ -64,7 +66,8 @@ def main():
     irqs = [os.eventfd(0) for _ in range(vectors)]
     mac = bytes(int(b, 16) for b in args.mac.split(":"))
     shm_size, region_offset, region_size = attach(args.name, args.port, mac, args.rings,
-                                                  memfd, shm, kicks, irqs)
+                                                  memfd, shm, kicks, irqs,
+                                                  1 if args.shared else 0)
     print(f"attached {args.name} to {args.port}: {shm_size} bytes, region at "
           f"{region_offset} ({region_size} bytes)", flush=True)
 

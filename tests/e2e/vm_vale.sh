@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # e2e: a level-2 KVM guest on a VALE switch through a real passthrough
 # attachment. The lab VM (the host) attaches port vale0:vm1 to a memfd
-# (pt_server.py), QEMU's stock ivshmem-doorbell maps it, the guest driver
+# (ptnm-ivshmem-server), QEMU's stock ivshmem-doorbell maps it, the guest driver
 # binds it; a veth pair bridged onto vale0 with ptbridge puts the host's
 # stack on the switch. The guest pings the host and sends it UDP.
 set -u
@@ -36,7 +36,8 @@ ip link add v0 type veth peer name v1 || fail "veth"
 ip addr add 10.99.0.2/24 dev v1
 ip link set v0 up && ip link set v1 up
 tmp=$(mktemp -d)
-python3 -u "$here/pt_server.py" "$tmp/vm1.sock" --name vm1 --port vale0:vm1 --mac "$mac" >"$tmp/server.log" 2>&1 &
+"$build/qemu/ptnm-ivshmem-server" --name vm1 --port vale0:vm1 --mac "$mac" --dir "$tmp" \
+	>"$tmp/server.log" 2>&1 &
 server=$!
 "$build/tools/ptbridge" -i netmap:v0 -i vale0:uplink -q >"$tmp/bridge.log" 2>&1 &
 bridge=$!
@@ -63,6 +64,8 @@ for _ in $(seq 100); do [ -S "$tmp/vm1.sock" ] && break; sleep 0.1; done
 	--qemu-arg "-device ivshmem-doorbell,chardev=iv0,vectors=3,ioeventfd=on" \
 	-- "$here/vm_vale.sh" "$build" --inside
 rc=$?
+# The guest is gone; on SIGTERM the server detaches the attachment.
+kill -TERM "$server"
 wait "$server"
 ip -s link show v1 | sed -n '3,4p'
 wait "$udp"

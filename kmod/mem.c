@@ -8,7 +8,9 @@
  * region into a process. A mapping maps exactly the region's pages (fault
  * handler, PFN map), so the same code serves pages the kernel allocated and
  * pages pinned from a process (the EXTMEM option); nothing outside the
- * region is ever reachable through it.
+ * region is ever reachable through it. A PHYS region (the guest side of a
+ * passthrough port) is a device's memory instead: memremap()ed for the
+ * kernel, remap_pfn_range()d for userspace.
  *
  * Region ids: 1 is the global region (created on first use, freed when
  * nothing uses it); private and EXTMEM regions get ids from 2 up.
@@ -18,6 +20,7 @@
 #include <linux/bitmap.h>
 #include <linux/capability.h>
 #include <linux/idr.h>
+#include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
@@ -170,13 +173,16 @@ static void ptnm_region_free(struct ptnm_region *r)
 {
 	unsigned long i;
 
-	if (r->vaddr)
+	if (r->flags & PTNM_REGION_PHYS) {
+		memunmap(r->vaddr);
+	} else if (r->vaddr) {
 		vunmap(r->vaddr);
+	}
 	if (r->flags & PTNM_REGION_EXTMEM) {
 		unpin_user_pages_dirty_lock(r->pages, r->nr_pages, true);
 		ptnm_extmem_uncharge(r->owner_mm, r->nr_pages);
 		mmdrop(r->owner_mm);
-	} else {
+	} else if (r->pages) {
 		for (i = 0; i < r->nr_pages; i++)
 			if (r->pages[i])
 				__free_page(r->pages[i]);
@@ -451,6 +457,48 @@ err_free:
 	return ERR_PTR(err);
 }
 
+/*
+ * Nothing is allocated from a PHYS region: its pools have no bitmaps and
+ * nothing free, so ptnm_obj_alloc() fails and ptnm_obj_free() ignores them.
+ */
+struct ptnm_region *ptnm_region_new_phys(phys_addr_t phys, u64 size,
+					 u64 buf_offset, u32 buf_size,
+					 u32 ring_objsize)
+{
+	struct ptnm_region *r;
+	int err;
+
+	if (!size || !PAGE_ALIGNED(size) || !PAGE_ALIGNED(phys) ||
+	    size > U32_MAX || buf_offset >= size || !buf_size ||
+	    buf_size > PTNM_BUF_SIZE_MAX)
+		return ERR_PTR(-EINVAL);
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return ERR_PTR(-ENOMEM);
+	refcount_set(&r->refs, 1);
+	spin_lock_init(&r->lock);
+	r->flags = PTNM_REGION_PRIVATE | PTNM_REGION_PHYS;
+	r->phys = phys;
+	r->size = size;
+	r->nr_pages = size >> PAGE_SHIFT;
+	r->pools[PTNM_POOL_IF].objsize = PTNM_IF_OBJSIZE;
+	r->pools[PTNM_POOL_RING].objsize = ring_objsize;
+	r->pools[PTNM_POOL_BUF].offset = buf_offset;
+	r->pools[PTNM_POOL_BUF].objsize = buf_size;
+	r->pools[PTNM_POOL_BUF].objtotal = div_u64(size - buf_offset, buf_size);
+	r->vaddr = memremap(phys, size, MEMREMAP_WB);
+	if (!r->vaddr) {
+		kfree(r);
+		return ERR_PTR(-ENOMEM);
+	}
+	err = ptnm_region_publish(r, PTNM_GLOBAL_REGION_ID + 1, U16_MAX + 1);
+	if (err) {
+		ptnm_region_free(r);
+		return ERR_PTR(err);
+	}
+	return r;
+}
+
 void ptnm_region_info(const struct ptnm_region *r, struct nmreq_pools_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -494,7 +542,7 @@ void ptnm_obj_free(struct ptnm_region *region, enum ptnm_pool_id pool, u32 idx)
 {
 	struct ptnm_pool *p = &region->pools[pool];
 
-	if (idx >= p->objtotal ||
+	if (idx >= p->objtotal || !p->used ||
 	    (pool == PTNM_POOL_BUF && idx < PTNM_RESERVED_BUFS))
 		return;
 	spin_lock(&region->lock);
@@ -534,6 +582,32 @@ static const struct vm_operations_struct ptnm_vm_ops = {
 	.fault = ptnm_vm_fault,
 };
 
+/* PHYS regions are mapped whole at mmap time: nothing to fault in. */
+static const struct vm_operations_struct ptnm_vm_phys_ops = {
+	.open = ptnm_vm_open,
+	.close = ptnm_vm_close,
+};
+
+/*
+ * The device's memory as a PFN range with the vma's (write-back)
+ * protection, the type the kernel mapping has; remap_pfn_range() marks the
+ * vma VM_IO | VM_PFNMAP, so nothing can pin it either.
+ */
+static int ptnm_region_mmap_phys(struct ptnm_region *r,
+				 struct vm_area_struct *vma)
+{
+	int err;
+
+	err = remap_pfn_range(vma, vma->vm_start,
+			      PHYS_PFN(r->phys) + vma->vm_pgoff,
+			      vma->vm_end - vma->vm_start, vma->vm_page_prot);
+	if (err)
+		return err;
+	vma->vm_ops = &ptnm_vm_phys_ops;
+	vma->vm_private_data = ptnm_region_get(r);
+	return 0;
+}
+
 /*
  * The pages are mapped as raw PFNs: that works for any page (our own, or
  * someone's pinned anonymous or shmem page) and keeps the mapping out of
@@ -547,6 +621,8 @@ int ptnm_region_mmap(struct ptnm_region *r, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_pgoff >= r->nr_pages || pages > r->nr_pages - vma->vm_pgoff)
 		return -EINVAL;
+	if (r->flags & PTNM_REGION_PHYS)
+		return ptnm_region_mmap_phys(r, vma);
 	vma->vm_flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
 	vma->vm_ops = &ptnm_vm_ops;
 	vma->vm_private_data = ptnm_region_get(r);

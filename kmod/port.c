@@ -34,6 +34,7 @@ static const struct ptnm_port_type *const ptnm_port_types[] = {
 	&ptnm_null_type,
 	&ptnm_pipe_type,
 	&ptnm_vale_type,
+	&ptnm_ptg_type,
 	&ptnm_nic_type,
 };
 
@@ -447,6 +448,14 @@ int ptnm_file_register(struct ptnm_file *pf, struct ptnm_port *port,
 		}
 	}
 
+	if (port->ops->nifp_offset) {
+		/* The port's own netmap_if, shared by its files. */
+		pf->region = ptnm_region_get(region);
+		pf->if_idx = U32_MAX;
+		pf->if_ofs = port->ops->nifp_offset(port);
+		pf->extra_bufs = 0;
+		goto bind;
+	}
 	idx = ptnm_obj_alloc(region, PTNM_POOL_IF);
 	if (idx < 0) {
 		err = idx;
@@ -459,6 +468,7 @@ int ptnm_file_register(struct ptnm_file *pf, struct ptnm_port *port,
 	ptnm_file_fill_if(pf, port, nifp);
 	pf->extra_bufs = ptnm_file_extra_bufs(pf, nifp, reg->nr_extra_bufs);
 
+bind:
 	ptnm_for_each_bound(pf, d, i) {
 		struct ptnm_kring *kring = &port->krings[d][i];
 
@@ -507,9 +517,11 @@ void ptnm_file_unregister(struct ptnm_file *pf)
 		if (pf->flags & NR_EXCLUSIVE)
 			kring->exclusive = false;
 	}
-	nifp = ptnm_obj_vaddr(pf->region, PTNM_POOL_IF, pf->if_idx);
-	ptnm_file_free_extra_bufs(pf, nifp);
-	ptnm_obj_free(pf->region, PTNM_POOL_IF, pf->if_idx);
+	if (pf->if_idx != U32_MAX) {	/* not the port's own netmap_if */
+		nifp = ptnm_obj_vaddr(pf->region, PTNM_POOL_IF, pf->if_idx);
+		ptnm_file_free_extra_bufs(pf, nifp);
+		ptnm_obj_free(pf->region, PTNM_POOL_IF, pf->if_idx);
+	}
 	if (!--port->active_users)
 		port->ops->deactivate(port);
 	ptnm_region_put(pf->region);
@@ -630,7 +642,7 @@ long ptnm_file_sync(struct ptnm_file *pf, enum ptnm_dir dir)
 	bool ready;
 	u32 i;
 
-	if (!port)
+	if (!port || READ_ONCE(port->dead))
 		return -ENXIO;
 	for (i = pf->first[dir]; i < pf->last[dir]; i++)
 		ptnm_kring_sync(&port->krings[dir][i], &ready);
@@ -659,6 +671,8 @@ __poll_t ptnm_file_poll(struct file *file, struct ptnm_file *pf,
 		return EPOLLERR;
 	ptnm_for_each_bound(pf, d, i)
 		poll_wait(file, &port->krings[d][i].wq, wait);
+	if (READ_ONCE(port->dead))
+		return EPOLLERR;
 
 	if (want_tx || !(pf->flags & NR_NO_TX_POLL)) {
 		for (i = pf->first[PTNM_TX]; i < pf->last[PTNM_TX]; i++) {

@@ -106,6 +106,7 @@ struct ptnm_pool {
 
 #define PTNM_REGION_PRIVATE	BIT(0)	/* not the global region */
 #define PTNM_REGION_EXTMEM	BIT(1)	/* pages pinned from a user process */
+#define PTNM_REGION_PHYS	BIT(2)	/* a physical range: a device's memory */
 
 /*
  * A memory region: pages shared with userspace through mmap, mapped
@@ -126,6 +127,8 @@ struct ptnm_region {
 	/* EXTMEM: who supplied the pages, to share the region on reuse. */
 	struct mm_struct *owner_mm;
 	unsigned long owner_uaddr;
+	/* PHYS: where the memory is (pages is NULL, vaddr a memremap). */
+	phys_addr_t phys;
 };
 
 int ptnm_mem_init(void);
@@ -141,6 +144,17 @@ struct ptnm_region *ptnm_region_new_private(void);
  */
 struct ptnm_region *ptnm_region_new_extmem(u64 uaddr,
 					   struct nmreq_pools_info *info);
+/*
+ * A region over `size` bytes of physical memory at `phys` that someone else
+ * laid out (a passthrough guest: the host's region in BAR2). Nothing is
+ * allocated from it: the if and ring pools are empty, the buffer pool
+ * (buffers of buf_size bytes from buf_offset to the end) only bounds the
+ * buffer indexes slots may hold, and ring_objsize bounds the slots of a
+ * ring. Mapped write-back in the kernel, as a PFN range in userspace.
+ */
+struct ptnm_region *ptnm_region_new_phys(phys_addr_t phys, u64 size,
+					 u64 buf_offset, u32 buf_size,
+					 u32 ring_objsize);
 struct ptnm_region *ptnm_region_get(struct ptnm_region *region);
 void ptnm_region_put(struct ptnm_region *region);
 
@@ -277,6 +291,12 @@ struct ptnm_port_ops {
 	int (*txsync)(struct ptnm_kring *kring);
 	int (*rxsync)(struct ptnm_kring *kring);
 	void (*destroy)(struct ptnm_port *port);
+	/*
+	 * Optional: the port has its own netmap_if in its region (a
+	 * passthrough guest port: the host's); returns its offset. Files
+	 * registered on it share it and get no extra buffers.
+	 */
+	u64 (*nifp_offset)(struct ptnm_port *port);
 };
 
 /*
@@ -297,6 +317,11 @@ struct ptnm_port {
 	unsigned int refs;
 	unsigned int active_users;		/* registrations */
 	bool active;				/* krings exist */
+	/*
+	 * The device behind the port went away: syncs fail with ENXIO and
+	 * poll with EPOLLERR. Set once, under ptnm_lock; read with READ_ONCE.
+	 */
+	bool dead;
 	struct list_head list;			/* in its type's list */
 	struct list_head pipes;			/* pipes with this parent */
 
@@ -434,6 +459,8 @@ __poll_t ptnm_file_poll(struct file *file, struct ptnm_file *pf,
 /* In the lookup chain after pipes: "valeX:port", then any netdev. */
 extern const struct ptnm_port_type ptnm_vale_type;
 extern const struct ptnm_port_type ptnm_nic_type;
+/* Before NIC ports: the netdevs of passthrough guest ports (pt_guest.c). */
+extern const struct ptnm_port_type ptnm_ptg_type;
 
 /* A private region of the given pool sizes (mem.c, for VALE ports). */
 struct ptnm_region *ptnm_region_new_private_sized(u32 nifs, u32 nrings,

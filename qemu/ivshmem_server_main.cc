@@ -46,9 +46,33 @@ UNIX socket, and detaches it on SIGTERM or SIGINT.
   --help
 
 Prints one "peer P PORT SOCKET vectors=V" line per peer and then "ready";
-"detached NAME" (or "kept NAME") on the way out. Exit status 0 after a
-signal, 1 if the attachment could not be made or served, 2 on bad usage.
+On the way out, one "counters {json}" line per peer (packets, bytes, kicks,
+interrupts, worker wake-ups, errors), then "detached NAME" (or "kept NAME").
+Exit status 0 after a signal, 1 if the attachment could not be made or
+served, 2 on bad usage.
 )";
+
+// One JSON line per peer with its counters: what a test or a benchmark
+// divides (kicks and interrupts per packet) once traffic is over.
+void PrintCounters(int netmap_fd, const std::string& name) {
+  absl::StatusOr<AttachmentInfo> totals = Info(netmap_fd, name);
+  if (!totals.ok()) return;
+  for (uint32_t peer = 1; peer <= totals->num_peers; ++peer) {
+    absl::StatusOr<AttachmentInfo> i = Info(netmap_fd, name, peer);
+    if (!i.ok()) continue;
+    std::printf(
+        "counters {\"attachment\": \"%s\", \"peer\": %u, \"port\": \"%s\", "
+        "\"tx_packets\": %llu, \"tx_bytes\": %llu, \"rx_packets\": %llu, "
+        "\"rx_bytes\": %llu, \"kicks\": %llu, \"interrupts\": %llu, "
+        "\"wakeups\": %llu, \"errors\": %llu}\n",
+        name.c_str(), peer, i->port.c_str(), static_cast<unsigned long long>(i->tx_packets),
+        static_cast<unsigned long long>(i->tx_bytes),
+        static_cast<unsigned long long>(i->rx_packets),
+        static_cast<unsigned long long>(i->rx_bytes), static_cast<unsigned long long>(i->kicks),
+        static_cast<unsigned long long>(i->interrupts),
+        static_cast<unsigned long long>(i->wakeups), static_cast<unsigned long long>(i->errors));
+  }
+}
 
 struct Options {
   std::string name;
@@ -211,6 +235,7 @@ int Run(const Options& o) {
   // Whatever goes wrong from here, the attachment does not outlive us
   // unless asked to.
   auto finish = [&](int status) {
+    PrintCounters(netmap.get(), o.name);
     if (o.keep) {
       std::printf("kept %s\n", o.name.c_str());
     } else if (absl::Status s = Detach(netmap.get(), o.name); s.ok()) {

@@ -62,6 +62,18 @@ done
 rm -rf "$work"
 
 echo
-echo "== a KVM guest on vale0 through a kernel passthrough attachment"
-echo "   (stock QEMU ivshmem-doorbell; the guest pings the host's stack across the switch)"
-"$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/vm_vale.sh" "$build"
+echo "== two KVM guests through kernel passthrough attachments (stock QEMU ivshmem-doorbell)"
+echo "   guest A and guest B: private ports on VALE switch vale0 (untrusted) and the two"
+echo "   ends of pipe pp in one shared region (trusted); beside them the standard path,"
+echo "   virtio-net on taps of a Linux bridge. Every TCP byte is checked (SHA-256)."
+here="$(cd "$(dirname "$0")/.." && pwd)"
+pair=$(mktemp -d)
+if ! "$here/tests/e2e/vm_pair.sh" "$build" --results "$pair" >"$pair/log" 2>&1; then
+	grep -v WRMSR "$pair/log" | tail -n 40
+	echo "FAILED: two guests"
+	exit 1
+fi
+grep '^PASS' "$pair/log"
+echo
+python3 "$here/tests/e2e/pair_report.py" "$pair"
+rm -rf "$pair"

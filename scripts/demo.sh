@@ -10,5 +10,5 @@ BUILD="${PTNETMAP_BUILD:-build}"
 ./scripts/setup.sh
 cmake -S . -B "$BUILD" -G Ninja -Wno-dev >/dev/null
 cmake --build "$BUILD"
-exec tests/lab/lab.py run --kvm --timeout 900 --module "$BUILD/kmod/ptnetmap.ko" \
+exec tests/lab/lab.py run --kvm --timeout 1800 --module "$BUILD/kmod/ptnetmap.ko" \
   --env PTNETMAP_BUILD="$PWD/$BUILD" -- "$PWD/scripts/demo-lab.sh"

@@ -25,6 +25,10 @@ PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils
   # Real peers used by tests.
   prometheus iproute2
+  # Deployment (deploy/, tests/deploy): Ansible and its linter, DKMS, a
+  # clean Debian root for the package install test and systemd-nspawn to boot
+  # it (deploy.fleet); promtool is in prometheus.
+  ansible-core ansible-lint dkms debootstrap python3-yaml systemd-container
 )
 
 missing_packages() {

@@ -35,7 +35,7 @@ while read -r mod; do
 	insmod "/lib/modules/$mod" || fail "cannot load boot module $mod"
 done < /lib/modules/boot-order
 
-mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host ||
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 host /host ||
 	fail "cannot mount the host filesystem (9p tag host)"
 mount -t 9p -o trans=virtio,version=9p2000.L,rw results /results ||
 	fail "cannot mount the results folder (9p tag results)"

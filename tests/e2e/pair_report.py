@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Tables from a vm_pair.sh results folder (results.txt, counters.txt).
+
+Prints, as Markdown: TCP throughput and round trip per path with the ratio to
+virtio-net measured in the same run, and per attachment peer the kicks and
+interrupts per packet. Under the lab's nested emulation only the ratios and
+the per-packet event counts mean something.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+LABELS = {
+    "vale-guest-guest": "guest → guest, VALE (untrusted, copy)",
+    "vale-guest-host": "guest → host stack, VALE + veth",
+    "pipe-guest-guest": "guest → guest, pipe (trusted, zero copy)",
+    "virtio-guest-guest": "guest → guest, virtio-net + tap + bridge",
+}
+
+
+def load(folder):
+    results = {}
+    for line in (folder / "results.txt").read_text().splitlines():
+        _, path, payload = line.split(" ", 2)
+        results.setdefault(path, {}).update(json.loads(payload))
+    counters = [json.loads(line.split(" ", 1)[1])
+                for line in (folder / "counters.txt").read_text().splitlines()]
+    return results, counters
+
+
+def main():
+    folder = Path(sys.argv[1])
+    results, counters = load(folder)
+    base = results.get("virtio-guest-guest", {})
+    print("| path | TCP Mbit/s | vs virtio-net | TCP round trip, median µs | vs virtio-net |")
+    print("|---|---:|---:|---:|---:|")
+    for path, label in LABELS.items():
+        r = results.get(path)
+        if not r:
+            continue
+        speed = (f"{r['mbps'] / base['mbps']:.2f}x" if base.get("mbps") else "-")
+        rtt = (f"{r['rtt_us_median'] / base['rtt_us_median']:.2f}x"
+               if base.get("rtt_us_median") else "-")
+        print(f"| {label} | {r['mbps']} | {speed} | {r['rtt_us_median']} | {rtt} |")
+    print()
+    print("| attachment | port | packets (tx+rx) | kicks/packet | interrupts/packet | wake-ups/packet |")
+    print("|---|---|---:|---:|---:|---:|")
+    for c in counters:
+        packets = c["tx_packets"] + c["rx_packets"]
+        per = (lambda n: f"{n / packets:.3f}") if packets else (lambda n: "-")
+        print(f"| {c['attachment']} (peer {c['peer']}) | {c['port']} | {packets} | "
+              f"{per(c['kicks'])} | {per(c['interrupts'])} | {per(c['wakeups'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# e2e: two level-2 KVM guests connected three ways at once, in one lab run:
+#   vale    each guest has a private port on VALE switch vale0 (untrusted:
+#           private regions, copies); the host's stack is on vale0 too
+#           (veth + ptbridge);
+#   pipe    the two ends of netmap pipe pp in one shared region (trusted:
+#           zero copy between the guests);
+#   virtio  the standard path: virtio-net on a tap each, on a Linux bridge.
+# The passthrough attachments are made by ptnm-ivshmem-server; QEMU is the
+# stock one with ivshmem-doorbell devices.
+#
+# Guest B pings guest A (and the host, on vale0), moves verified TCP streams
+# (tests/e2e/netcheck.py checks byte count and SHA-256) and measures TCP
+# round trips over each path. Results are printed as "RESULT <path> <json>"
+# lines, the attachments' counters as "counters <json>"; any loss or damage
+# fails the test.
+#
+#   vm_pair.sh BUILD_DIR [--results DIR]   (DIR gets results.txt, counters.txt)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:?usage: vm_pair.sh BUILD_DIR [--results DIR]}
+netcheck="python3 $here/netcheck.py"
+mac_pt_a=02:50:54:4e:4d:0a
+mac_pt_b=02:50:54:4e:4d:0b
+mac_pp_a=02:50:54:4e:50:0a
+mac_pp_b=02:50:54:4e:50:0b
+mac_vn_a=02:50:56:00:00:0a
+mac_vn_b=02:50:56:00:00:0b
+mb=${PAIR_MB:-16}
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+ifname_of() {  # ifname_of MAC
+	for dev in /sys/class/net/*; do
+		[ "$(cat "$dev/address")" = "$1" ] && { basename "$dev"; return 0; }
+	done
+	return 1
+}
+
+iface_up() {  # iface_up MAC IP WHAT
+	dev=""
+	for _ in $(seq 20); do dev=$(ifname_of "$1") && break; sleep 0.2; done
+	[ -n "$dev" ] || fail "no $3 interface in the guest"
+	ip addr add "$2/24" dev "$dev" && ip link set "$dev" up || fail "$3 interface up"
+}
+
+guest_setup() {  # guest_setup A|B
+	modprobe virtio_net 2>/dev/null
+	ip link set lo up
+	case $1 in
+	A) iface_up $mac_pt_a 10.99.0.11 "ptnetmap (vale)"
+	   iface_up $mac_pp_a 10.97.0.11 "ptnetmap (pipe)"
+	   iface_up $mac_vn_a 10.98.0.11 virtio-net ;;
+	B) iface_up $mac_pt_b 10.99.0.12 "ptnetmap (vale)"
+	   iface_up $mac_pp_b 10.97.0.12 "ptnetmap (pipe)"
+	   iface_up $mac_vn_b 10.98.0.12 virtio-net ;;
+	esac
+}
+
+# result PATH COMMAND...: runs a netcheck client, prints its JSON as a RESULT.
+result() {
+	path=$1; shift
+	out=$($netcheck "$@") || fail "$path: $* ($out)"
+	echo "RESULT $path $out"
+}
+
+reach() {  # reach IP: wait until it answers a ping (the other guest boots)
+	for _ in $(seq 120); do busybox ping -c 1 -W 1 "$1" >/dev/null 2>&1 && return 0; done
+	fail "$1 never answered"
+}
+
+case "${2:-}" in
+--server)
+	guest_setup A
+	$netcheck serve || fail "server"
+	exit 0 ;;
+--client)
+	guest_setup B
+	reach 10.99.0.11
+	busybox ping -c 5 -W 3 10.99.0.11 || fail "ping guest to guest across vale0"
+	result vale-guest-guest transfer 10.99.0.11 --mb "$mb"
+	result vale-guest-guest rtt 10.99.0.11 --count 500
+	busybox ping -c 3 -W 3 10.99.0.2 || fail "ping guest to host across vale0"
+	result vale-guest-host transfer 10.99.0.2 --mb "$mb"
+	result vale-guest-host rtt 10.99.0.2 --count 500
+	reach 10.97.0.11
+	busybox ping -c 5 -W 3 10.97.0.11 || fail "ping guest to guest through pipe pp"
+	result pipe-guest-guest transfer 10.97.0.11 --mb "$mb"
+	result pipe-guest-guest rtt 10.97.0.11 --count 500
+	reach 10.98.0.11
+	result virtio-guest-guest transfer 10.98.0.11 --mb "$mb"
+	result virtio-guest-guest rtt 10.98.0.11 --count 500
+	$netcheck quit 10.98.0.11
+	exit 0 ;;
+esac
+
+results=""
+[ "${2:-}" = --results ] && results=$3
+server="$build/qemu/ptnm-ivshmem-server"
+
+modprobe veth && modprobe tun && modprobe bridge || fail "host modules (veth, tun, bridge)"
+modprobe vhost_net 2>/dev/null
+tmp=$(mktemp -d)
+pids=""
+cleanup() {
+	for pid in $pids; do kill "$pid" 2>/dev/null; done
+	for pid in $pids; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		kill -9 "$pid" 2>/dev/null
+	done
+	ip link del v0 2>/dev/null; ip link del br0 2>/dev/null
+	ip link del tapA 2>/dev/null; ip link del tapB 2>/dev/null
+}
+trap cleanup EXIT
+
+# The host's stack on vale0.
+ip link add v0 type veth peer name v1 || fail "veth"
+ip addr add 10.99.0.2/24 dev v1
+ip link set v0 up && ip link set v1 up
+"$build/tools/ptbridge" -i netmap:v0 -i vale0:uplink -q >"$tmp/bridge.log" 2>&1 &
+pids="$pids $!"
+$netcheck serve >"$tmp/hostserver.log" 2>&1 &
+hostserver=$!
+
+# The standard path: a Linux bridge with a tap per guest.
+ip link add br0 type bridge && ip link set br0 up || fail "bridge"
+vhost=off
+[ -c /dev/vhost-net ] && vhost=on
+for t in tapA tapB; do
+	ip tuntap add "$t" mode tap && ip link set "$t" master br0 && ip link set "$t" up ||
+		fail "tap $t"
+done
+
+# Untrusted: a private VALE port each. Trusted: both ends of pipe pp in one
+# shared region, peer 1 (A) on pp-1.sock, peer 2 (B) on pp-2.sock.
+"$server" --name vmA --port vale0:vmA --mac $mac_pt_a --dir "$tmp" >"$tmp/serverA.log" 2>&1 &
+servers="$!"
+"$server" --name vmB --port vale0:vmB --mac $mac_pt_b --dir "$tmp" >"$tmp/serverB.log" 2>&1 &
+servers="$servers $!"
+"$server" --name pp --shared --port 'pp{1' --mac $mac_pp_a --port 'pp}1' --mac $mac_pp_b \
+	--dir "$tmp" >"$tmp/serverP.log" 2>&1 &
+servers="$servers $!"
+pids="$pids $servers"
+for log in serverA serverB serverP; do
+	for _ in $(seq 100); do grep -q '^ready' "$tmp/$log.log" && break; sleep 0.1; done
+	grep -q '^ready' "$tmp/$log.log" || { cat "$tmp/$log.log"; fail "attachment ($log)"; }
+done
+
+guest() {  # guest A|B ROLE
+	vn_mac=$mac_vn_a peer=1
+	[ "$1" = B ] && vn_mac=$mac_vn_b peer=2
+	"$here/../lab/lab.py" guest --quiet --module "$build/kmod/ptnetmap.ko" --timeout 600 \
+		--qemu-arg "-chardev socket,id=iv0,path=$tmp/vm$1.sock" \
+		--qemu-arg "-device ivshmem-doorbell,chardev=iv0,vectors=3,ioeventfd=on" \
+		--qemu-arg "-chardev socket,id=iv1,path=$tmp/pp-$peer.sock" \
+		--qemu-arg "-device ivshmem-doorbell,chardev=iv1,vectors=3,ioeventfd=on" \
+		--qemu-arg "-netdev tap,id=vn0,ifname=tap$1,script=no,downscript=no,vhost=$vhost" \
+		--qemu-arg "-device virtio-net-pci,netdev=vn0,mac=$vn_mac" \
+		-- "$here/vm_pair.sh" "$build" "$2"
+}
+
+guest A --server >"$tmp/guestA.log" 2>&1 &
+guestA=$!
+guest B --client 2>&1 | tee "$tmp/guestB.log"
+wait "$guestA"
+rcA=$?
+$netcheck quit 10.99.0.2 >/dev/null 2>&1
+wait "$hostserver"
+# The servers print each peer's counters and detach on SIGTERM.
+for pid in $servers; do kill -TERM "$pid"; wait "$pid"; done
+grep -h '^counters ' "$tmp"/server?.log
+
+grep -q '^FAIL' "$tmp/guestA.log" && { cat "$tmp/guestA.log"; fail "guest A"; }
+[ "$rcA" -eq 0 ] || { cat "$tmp/guestA.log"; fail "guest A (status $rcA)"; }
+grep -q '^FAIL' "$tmp/guestB.log" && fail "guest B"
+n=$(grep -c '^RESULT ' "$tmp/guestB.log")
+[ "$n" -eq 8 ] || fail "guest B reported $n of 8 results"
+for log in serverA serverB serverP; do
+	grep -q '^detached ' "$tmp/$log.log" || { cat "$tmp/$log.log"; fail "$log did not detach"; }
+	grep '^counters ' "$tmp/$log.log" | grep -qv '"errors": 0}' &&
+		{ cat "$tmp/$log.log"; fail "$log: a guest broke the ring protocol"; }
+done
+if [ -n "$results" ]; then
+	mkdir -p "$results"
+	grep '^RESULT ' "$tmp/guestB.log" >"$results/results.txt"
+	grep -h '^counters ' "$tmp"/server?.log >"$results/counters.txt"
+fi
+echo "PASS: two KVM guests over vale0 and pipe pp (ping, verified TCP, round trips) and over virtio-net (vhost=$vhost)"

@@ -29,6 +29,11 @@ PACKAGES=(
   # clean Debian root for the package install test and systemd-nspawn to boot
   # it (deploy.fleet); promtool is in prometheus.
   ansible-core ansible-lint dkms debootstrap python3-yaml systemd-container
+  # OpenStack plugins (plugins/): os-vif plugin and ML2 driver, their unit tests
+  # (Neutron's test base, a fake ptnetd over grpcio, stubs from grpc_tools);
+  # python3-nova for the Nova patch series that is still to come (issue 9).
+  python3-os-vif python3-neutron python3-neutron-lib python3-nova
+  python3-grpcio python3-protobuf python3-grpc-tools python3-pytest
 )
 
 missing_packages() {

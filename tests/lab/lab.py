@@ -201,6 +201,15 @@ def trouble_in(log_text, after_marker):
     return None
 
 
+class EarlyReset(LabError):
+    """A level-2 guest reset before its init ran the job (QEMU exits 0 with
+    -no-reboot). Seen now and then when two nested guests boot at once under
+    the lab's emulated SVM; nothing of ours has run yet, so it is retried."""
+
+
+EARLY_RESET_RETRIES = 2
+
+
 def run_vm(args, level):
     """Boot one VM running args.command; returns the command's exit status."""
     release, vmlinuz, root = lab_kernel()
@@ -254,6 +263,9 @@ def run_vm(args, level):
             trouble = trouble_in(console, "LAB: loading modules")
             if trouble:
                 raise LabError(f"kernel crash in the level-{level} VM:\n{trouble}")
+            if level == 2 and proc.returncode == 0 and "LAB: job start" not in console:
+                raise EarlyReset(f"the level-2 VM reset before its job started "
+                                 f"({len(log)} console lines)")
             raise LabError(f"the level-{level} VM stopped before the job finished "
                            f"(qemu exit {proc.returncode}); console:\n" + "".join(log[-60:]))
         if status.startswith("lab-error"):
@@ -330,7 +342,13 @@ def main(argv):
               file=sys.stderr)
         return LAB_ERROR
     try:
-        return run_vm(args, level)
+        for attempt in range(EARLY_RESET_RETRIES + 1):
+            try:
+                return run_vm(args, level)
+            except EarlyReset as err:
+                if attempt == EARLY_RESET_RETRIES:
+                    raise
+                print(f"lab: {err}; booting it again", file=sys.stderr)
     except LabError as err:
         print(f"LAB FAILURE: {err}", file=sys.stderr)
         return LAB_ERROR

@@ -1,0 +1,1 @@
+"""Neutron ML2 mechanism driver for ptnetmap passthrough ports."""

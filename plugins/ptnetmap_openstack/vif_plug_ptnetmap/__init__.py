@@ -1,0 +1,1 @@
+"""os-vif plugin that plugs VIFs through the ptnetd host agent."""

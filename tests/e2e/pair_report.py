@@ -3,8 +3,9 @@
 """Tables from a vm_pair.sh results folder (results.txt, counters.txt).
 
 Prints, as Markdown: TCP throughput and round trip per path with the ratio to
-virtio-net measured in the same run, and per attachment peer the kicks and
-interrupts per packet. Under the lab's nested emulation only the ratios and
+virtio-net measured in the same run; netmap applications' packet rates over
+the pipe and VALE and their round trips; and per attachment peer the kicks
+and interrupts per packet. Under the lab's nested emulation only the ratios and
 the per-packet event counts mean something.
 """
 
@@ -44,6 +45,28 @@ def main():
         rtt = (f"{r['rtt_us_median'] / base['rtt_us_median']:.2f}x"
                if base.get("rtt_us_median") else "-")
         print(f"| {label} | {r['mbps']} | {speed} | {r['rtt_us_median']} | {rtt} |")
+    if "netmap-pipe-rx" in results:
+        print()
+        print("netmap applications in both guests (ptgen on netmap:ethX, 60-byte frames, B -> A):")
+        print()
+        print("| path | sent | received | lost | received Mpps | vs VALE |")
+        print("|---|---:|---:|---:|---:|---:|")
+        vale = results.get("netmap-vale-rx", {}).get("mpps")
+        for path, label in (("pipe", "pipe (trusted, zero copy)"), ("vale", "VALE (untrusted, copy)")):
+            tx, rx = results.get(f"netmap-{path}-tx", {}), results.get(f"netmap-{path}-rx", {})
+            if not rx:
+                continue
+            ratio = f"{rx['mpps'] / vale:.2f}x" if vale else "-"
+            print(f"| {label} | {tx.get('packets', '-')} | {rx['packets']} | "
+                  f"{tx.get('packets', rx['packets']) - rx['packets']} | {rx['mpps']:.3f} | {ratio} |")
+        print()
+        print("| round trip over the pipe (ptgen ping/pong) | p50 µs | avg µs | p99 µs |")
+        print("|---|---:|---:|---:|")
+        for key, label in (("netmap-pipe-ping", "blocking in poll()"),
+                           ("netmap-pipe-ping-busy", "busy-waiting (NIOC*SYNC)")):
+            r = results.get(key)
+            if r:
+                print(f"| {label} | {r['rtt_p50_us']:.1f} | {r['rtt_avg_us']:.1f} | {r['rtt_p99_us']:.1f} |")
     print()
     print("| attachment | port | packets (tx+rx) | kicks/packet | interrupts/packet | wake-ups/packet |")
     print("|---|---|---:|---:|---:|---:|")

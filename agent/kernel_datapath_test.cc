@@ -12,11 +12,9 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -27,45 +25,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-
-// What the requests look like on the wire, without the module: while a test
-// sets `fake_netmap`, NIOCCTRL ioctls from the datapath (linked into this
-// binary) go to it instead of the kernel; every other ioctl goes through.
-namespace {
-std::function<int(nmreq_header&)> fake_netmap;
-}  // namespace
-
-extern "C" int ioctl(int fd, unsigned long request, ...) __THROW {
-  va_list args;
-  va_start(args, request);
-  void* arg = va_arg(args, void*);
-  va_end(args);
-  if (fake_netmap && request == NIOCCTRL) {
-    const int err = fake_netmap(*static_cast<nmreq_header*>(arg));
-    if (err == 0) return 0;
-    errno = err;
-    return -1;
-  }
-  return static_cast<int>(::syscall(SYS_ioctl, fd, request, arg));
-}
+#include "qemu/fake_netmap.h"
 
 namespace ptnetmap::agent {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Routes NIOCCTRL to `handler` for the life of the object.
-class FakeNetmap {
- public:
-  explicit FakeNetmap(std::function<int(nmreq_header&)> handler) {
-    fake_netmap = std::move(handler);
-  }
-  ~FakeNetmap() { fake_netmap = nullptr; }
-};
-
-std::string NameOf(const nmreq_header& h) {
-  return std::string(h.nr_name, strnlen(h.nr_name, sizeof(h.nr_name)));
-}
+using ::ptnetmap::test_support::FakeNetmap;
+using ::ptnetmap::test_support::NameOf;
 
 TEST(KernelDatapathTest, MissingDeviceSaysToLoadTheModule) {
   auto datapath = KernelDatapath::Open("/dev/ptnetmap-test-no-such-device");

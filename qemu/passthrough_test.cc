@@ -15,51 +15,22 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdarg>
 #include <cstring>
 #include <functional>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-
-namespace {
-std::function<int(nmreq_header&)> fake_netmap;
-}  // namespace
-
-extern "C" int ioctl(int fd, unsigned long request, ...) __THROW {
-  va_list args;
-  va_start(args, request);
-  void* arg = va_arg(args, void*);
-  va_end(args);
-  if (fake_netmap && request == NIOCCTRL) {
-    const int err = fake_netmap(*static_cast<nmreq_header*>(arg));
-    if (err == 0) return 0;
-    errno = err;
-    return -1;
-  }
-  return static_cast<int>(::syscall(SYS_ioctl, fd, request, arg));
-}
+#include "qemu/fake_netmap.h"
 
 namespace ptnetmap::ivshmem {
 namespace {
 
 using ::testing::HasSubstr;
-
-class FakeNetmap {
- public:
-  explicit FakeNetmap(std::function<int(nmreq_header&)> handler) {
-    fake_netmap = std::move(handler);
-  }
-  ~FakeNetmap() { fake_netmap = nullptr; }
-};
-
-std::string NameOf(const nmreq_header& h) {
-  return std::string(h.nr_name, strnlen(h.nr_name, sizeof(h.nr_name)));
-}
+using ::ptnetmap::test_support::FakeNetmap;
+using ::ptnetmap::test_support::NameOf;
 
 bool IsEventfd(int fd) {
   char link[64] = {};

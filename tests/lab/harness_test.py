@@ -45,6 +45,31 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual(r.returncode, 125)
         self.assertIn("timeout", r.stderr)
 
+    def test_lost_timer_reruns_the_job_once(self):
+        # The first VM prints what RCU says when the emulator stops a CPU's
+        # timer and then hangs; the harness must stop it long before the
+        # timeout and run the job again in a new VM (the marker tells the
+        # second run apart).
+        job = ('if [ -e "$LAB_RESULTS/first" ]; then echo second run; exit 0; fi; '
+               'touch "$LAB_RESULTS/first"; '
+               "echo \"<3>rcu: rcu_preempt kthread timer wakeup didn't happen for "
+               "9999 jiffies! g1 f0x0 RCU_GP_WAIT_FQS(5) ->state=0x402\" >/dev/kmsg; "
+               "sleep 1000")
+        with tempfile.TemporaryDirectory(dir="/tmp") as results:
+            r = lab("--no-module", "--timeout", "200", "--results", results,
+                    "--", "sh", "-c", job, timeout=400)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("lost its timer interrupts", r.stderr)
+        self.assertIn("running the job again", r.stderr)
+        self.assertIn("second run", r.stdout)
+
+    def test_lost_timer_twice_is_a_failure(self):
+        job = ("echo \"<3>rcu: rcu_preempt kthread timer wakeup didn't happen for "
+               "9999 jiffies!\" >/dev/kmsg; sleep 1000")
+        r = lab("--no-module", "--timeout", "200", "--", "sh", "-c", job, timeout=400)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("lost its timer interrupts", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -118,6 +118,18 @@ absl::StatusOr<VmAttachmentHandles> KernelDatapath::HandlesOf(const VmAttachment
   static_cast<ivshmem::PeerFds&>(handles) = *std::move(fds);
   handles.netmap_name = trusted ? PipeEndNetmapName(spec.pipe_name, spec.pipe_end)
                                 : SwitchPortNetmapName(spec.switch_name, spec.name);
+  // The name alone does not say which port the attachment drives: a VM
+  // re-created on another switch, or an attachment someone else made under
+  // this name, would hand the guest a port it was not configured for.
+  absl::StatusOr<ivshmem::AttachmentInfo> info =
+      ivshmem::Info(fd_.get(), AttachmentName(spec), peer);
+  if (!info.ok()) return info.status();
+  if (info->port != handles.netmap_name) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "passthrough attachment ", AttachmentName(spec), " peer ", peer, " drives port ",
+        info->port, " but VM attachment ", spec.name, " is configured for ",
+        handles.netmap_name, "; delete and re-create the VM attachment"));
+  }
   if (handles.kick_fds.size() != VectorsForRings(spec.rings)) {
     // Configured with other rings than the kernel has: QEMU would be given
     // a vector count (libvirt XML) that does not match the port.

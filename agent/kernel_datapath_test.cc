@@ -347,7 +347,8 @@ TEST(KernelDatapathTest, ARestartedAgentAdoptsThroughPtFds) {
   EXPECT_EQ(b->peer_id, 2);
   EXPECT_EQ(InodeOf(b->region.get()), InodeOf(kernel.attachments.at("pipe:pp1").memfd.get()));
   using R = std::pair<uint16_t, std::string>;
-  EXPECT_THAT(kernel.requests, ::testing::ElementsAre(R{PTNETMAP_REQ_PT_FDS, "pipe:pp1"}));
+  EXPECT_THAT(kernel.requests, ::testing::ElementsAre(R{PTNETMAP_REQ_PT_FDS, "pipe:pp1"},
+                                                      R{PTNETMAP_REQ_PT_INFO, "pipe:pp1"}));
   auto a = (*datapath)->AdoptVmAttachment(TrustedSpec("a", PipeEnd::kMaster));
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->peer_id, 1);
@@ -377,6 +378,22 @@ TEST(KernelDatapathTest, AdoptFailsClearlyOnAModuleWithoutPtFdsOrOtherRings) {
   kernel.has_fds = true;
   EXPECT_EQ((*datapath)->AdoptVmAttachment(UntrustedSpec("nope")).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(KernelDatapathTest, AdoptRefusesAnAttachmentDrivingAnotherPort) {
+  auto datapath = KernelDatapath::Open("/dev/null");
+  ASSERT_TRUE(datapath.ok());
+  FakePassthroughKernel kernel;
+  ASSERT_TRUE((*datapath)->CreateVmAttachment(UntrustedSpec("vm1")).ok());
+  // The agent's database says vm1 is on vale1; the kernel's vm1 is on vale0.
+  VmAttachmentSpec moved = UntrustedSpec("vm1");
+  moved.switch_name = "vale1";
+  absl::Status s = (*datapath)->AdoptVmAttachment(moved).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("drives port vale0:vm1"));
+  EXPECT_THAT(s.message(), HasSubstr("configured for vale1:vm1"));
+  EXPECT_TRUE(kernel.attachments.contains("vm1"));  // left alone
+  EXPECT_TRUE((*datapath)->AdoptVmAttachment(UntrustedSpec("vm1")).ok());
 }
 
 TEST(KernelDatapathTest, PipesNeedNoKernelObject) {

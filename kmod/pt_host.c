@@ -351,10 +351,8 @@ static int ptnh_ring_sync(struct ptnh_ring *r, u32 head, u32 cur,
 	mutex_lock(&kring->sync_lock);
 	s->old_hwcur = s->hwcur = kring->nr_hwcur;
 	s->old_tail = s->tail = kring->rtail;
-	if (head >= kring->num_slots || cur >= kring->num_slots ||
-	    ptnm_dist(kring, kring->rhead, head) >
-	    ptnm_dist(kring, kring->rhead, kring->rtail) ||
-	    ptnm_dist(kring, head, cur) > ptnm_dist(kring, head, kring->rtail))
+	if (!ptnm_rm_sync_ok(kring->num_slots, kring->rhead, kring->rtail,
+			     head, cur))
 		goto out;
 	kring->rhead = head;
 	kring->rcur = cur;

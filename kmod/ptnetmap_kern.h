@@ -64,6 +64,8 @@
 
 #include <net/netmap.h>
 
+#include "ptnm_ring_math.h"
+
 struct file;
 struct page;
 struct vm_area_struct;
@@ -395,18 +397,18 @@ void ptnm_kring_notify(struct ptnm_kring *kring);
 
 static inline u32 ptnm_next(const struct ptnm_kring *kring, u32 i)
 {
-	return i + 1 == kring->num_slots ? 0 : i + 1;
+	return ptnm_rm_next(kring->num_slots, i);
 }
 
 static inline u32 ptnm_prev(const struct ptnm_kring *kring, u32 i)
 {
-	return i == 0 ? kring->num_slots - 1 : i - 1;
+	return ptnm_rm_prev(kring->num_slots, i);
 }
 
 /* Distance from a to b going forward, in slots. */
 static inline u32 ptnm_dist(const struct ptnm_kring *kring, u32 a, u32 b)
 {
-	return b >= a ? b - a : b + kring->num_slots - a;
+	return ptnm_rm_dist(kring->num_slots, a, b);
 }
 
 /* Count traffic on a ring. Caller holds kring->sync_lock (single writer). */

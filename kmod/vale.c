@@ -419,8 +419,8 @@ static void ptnm_vale_forget(struct ptnm_vale_sport *sp)
 static void ptnm_vale_learn(struct ptnm_vale_switch *sw, const u8 *src, u8 idx)
 {
 	u64 mac = ether_addr_to_u64(src);
-	u64 entry = mac | ((u64)idx + 1) << 48;
-	u64 *e = &sw->fdb[hash_64(mac, PTNM_VALE_FDB_BITS)];
+	u64 entry = ptnm_rm_fdb_entry(mac, idx);
+	u64 *e = &sw->fdb[ptnm_rm_fdb_slot(mac, PTNM_VALE_FDB_BITS)];
 
 	if (is_multicast_ether_addr(src) || is_zero_ether_addr(src))
 		return;
@@ -437,11 +437,9 @@ static u8 ptnm_vale_lookup_dst(struct ptnm_vale_switch *sw, const u8 *dst,
 
 	if (is_multicast_ether_addr(dst))
 		return PTNM_VALE_FLOOD;
-	e = READ_ONCE(sw->fdb[hash_64(mac, PTNM_VALE_FDB_BITS)]);
-	if ((e & PTNM_VALE_FDB_MAC) != mac || !(e >> 48))
-		return PTNM_VALE_FLOOD;
+	e = READ_ONCE(sw->fdb[ptnm_rm_fdb_slot(mac, PTNM_VALE_FDB_BITS)]);
 	/* A frame for an address behind its own port goes nowhere. */
-	return (e >> 48) - 1 == src_idx ? PTNM_VALE_NONE : (e >> 48) - 1;
+	return ptnm_rm_fdb_dst(e, mac, src_idx, PTNM_VALE_FLOOD, PTNM_VALE_NONE);
 }
 
 /* ---------------------------------------------------------------------- */

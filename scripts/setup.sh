@@ -20,20 +20,29 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev prometheus-cpp-dev libsqlite3-dev sqlite3
+  # ptctl domain attach|detach: libvirt's C API.
+  libvirt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # The lab: Debian's kernel under QEMU with a busybox initramfs.
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils
   # Real peers used by tests.
   prometheus iproute2
+  # Stock libvirt in the lab (tests/libvirt): libvirtd with its QEMU driver, virsh.
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  # The benchmark suite's plots (scripts/bench.sh).
+  python3-matplotlib
   # Deployment (deploy/, tests/deploy): Ansible and its linter, DKMS, a
   # clean Debian root for the package install test and systemd-nspawn to boot
   # it (deploy.fleet); promtool is in prometheus.
   ansible-core ansible-lint dkms debootstrap python3-yaml systemd-container
   # OpenStack plugins (plugins/): os-vif plugin and ML2 driver, their unit tests
   # (Neutron's test base, a fake ptnetd over grpcio, stubs from grpc_tools);
-  # python3-nova for the Nova patch series that is still to come (issue 9).
+  # python3-nova and Nova's test dependencies for the Nova patch series
+  # (plugins/nova/check_patch.sh); setuptools builds the plugin's wheel.
   python3-os-vif python3-neutron python3-neutron-lib python3-nova
   python3-grpcio python3-protobuf python3-grpc-tools python3-pytest
+  python3-oslotest python3-testscenarios python3-fixtures python3-ddt
+  python3-wsgi-intercept python3-requests-mock python3-setuptools
 )
 
 missing_packages() {
@@ -58,6 +67,13 @@ apt_install() {
 
 mkdir -p "$CACHE"
 apt_install "${PACKAGES[@]}"
+
+# libvirtd in the lab VM (tests/libvirt) mounts tmpfs on these: the lab's root
+# is the host's filesystem, read-only, and libvirt-daemon without
+# libvirt-daemon-system ships none of them.
+for dir in /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+  [ -d "$dir" ] || $SUDO mkdir -p "$dir"
+done
 
 # The lab kernel: the release Debian's linux-image-amd64 points at today. Once
 # chosen it is remembered in the cache, so the lab does not change under a

@@ -12,8 +12,14 @@ namespace {
 // Options that belong to verbs; each verb checks which ones it accepts.
 const std::set<std::string>& VerbOptions() {
   static const auto* options =
-      new std::set<std::string>{"trust", "peer", "rings", "region_bytes"};
+      new std::set<std::string>{"trust", "peer", "rings", "region_bytes", "connect"};
   return *options;
+}
+
+// Verb options that take no value (libvirt's scope flags, as in virsh).
+const std::set<std::string>& VerbSwitches() {
+  static const auto* switches = new std::set<std::string>{"live", "config", "persistent"};
+  return *switches;
 }
 
 }  // namespace
@@ -43,6 +49,10 @@ Objects and actions:
   vm get NAME                   show one VM attachment
   vm list                       list VM attachments
   vm xml NAME                   print the libvirt <shmem> device of a VM attachment
+  domain attach DOMAIN NAME [--live|--config|--persistent] [--connect URI]
+                                add VM attachment NAME's <shmem> device to a libvirt domain
+  domain detach DOMAIN NAME [--live|--config|--persistent] [--connect URI]
+                                remove it (a live unplug waits --timeout for the guest)
   stats                         traffic counters of every port and attachment
   health                        check that ptnetd is serving
 
@@ -51,6 +61,10 @@ Global flags:
   --address HOST:PORT  use TCP with mutual TLS instead (needs --tls_ca, --tls_cert, --tls_key)
   --output table|json  output format (default table)
   --timeout SECONDS    per-call deadline (default 10)
+
+libvirt (domain attach/detach): --connect URI as virsh -c (default: libvirt's,
+qemu:///system for root); scope as virsh: the running domain if it runs, else
+its config (default), --live, --config, or --persistent (both).
 
 Exit codes: 0 ok, 1 usage, 2 not found, 3 already exists, 4 invalid or
 conflicting request, 5 agent or module unavailable, 6 limit reached,
@@ -72,6 +86,10 @@ absl::StatusOr<Command> ParseArgs(const std::vector<std::string>& args) {
     }
     std::string name = arg.substr(2);
     std::string value;
+    if (VerbSwitches().contains(name)) {
+      command.options[name].push_back("true");
+      continue;
+    }
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
       name.resize(eq);

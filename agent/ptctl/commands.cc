@@ -8,7 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/ptctl/format.h"
+#include "agent/ptctl/libvirt_domain.h"
 #include "agent/ptctl/ptctl.h"
+#include "google/protobuf/empty.pb.h"
 
 namespace ptnetmap::ptctl {
 namespace {
@@ -25,6 +27,8 @@ struct Invocation {
   std::ostream& out;
   // Set by a handler that finds the command line unusable; no RPC is made.
   mutable std::optional<std::string> usage_error;
+  // Set when the error came from libvirt, not from the agent.
+  mutable bool libvirt_error = false;
 
   bool json() const { return command.global.output == "json"; }
   std::unique_ptr<grpc::ClientContext> Context() const {
@@ -104,6 +108,68 @@ grpc::Status VmAttach(const Invocation& in) {
   grpc::Status s = in.stub.CreateVmAttachment(in.Context().get(), req, &resp);
   if (s.ok()) Show(in, resp, [&] { PrintVmAttachmentDetail(resp, in.out); });
   return s;
+}
+
+// The libvirt domain, scope and URI of `domain attach|detach`.
+DomainTarget Target(const Invocation& in) {
+  DomainTarget target{.domain = in.args[0], .timeout_seconds = in.command.global.timeout_seconds};
+  if (!in.Option("connect").empty()) target.uri = in.Option("connect").back();
+  int scopes = 0;
+  for (const auto& [flag, scope] : {std::pair{"live", DeviceScope::kLive},
+                                    std::pair{"config", DeviceScope::kConfig},
+                                    std::pair{"persistent", DeviceScope::kPersistent}}) {
+    if (!in.Option(flag).empty()) {
+      target.scope = scope;
+      ++scopes;
+    }
+  }
+  if (scopes > 1) in.usage_error = "choose one of --live, --config and --persistent";
+  return target;
+}
+
+const char* ScopeText(DeviceScope scope) {
+  switch (scope) {
+    case DeviceScope::kLive: return " (running domain)";
+    case DeviceScope::kConfig: return " (config)";
+    case DeviceScope::kPersistent: return " (running domain and config)";
+    case DeviceScope::kCurrent: break;
+  }
+  return "";
+}
+
+grpc::Status FromLibvirt(const Invocation& in, const absl::Status& s) {
+  in.libvirt_error = true;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// The agent gives the device XML; libvirt puts it on the domain.
+grpc::Status DomainAttach(const Invocation& in) {
+  const DomainTarget target = Target(in);
+  if (in.usage_error) return grpc::Status::OK;
+  pb::GetVmAttachmentRequest req;
+  req.set_name(in.args[1]);
+  pb::VmAttachment vm;
+  grpc::Status s = in.stub.GetVmAttachment(in.Context().get(), req, &vm);
+  if (!s.ok()) return s;
+  if (absl::Status a = AttachShmem(target, vm.name(), vm.libvirt_xml()); !a.ok()) {
+    return FromLibvirt(in, a);
+  }
+  Show(in, vm, [&] {
+    in.out << "attached shmem device " << vm.name() << " to domain " << target.domain
+           << ScopeText(target.scope) << "\n";
+  });
+  return grpc::Status::OK;
+}
+
+// Needs no agent: the device is found in the domain by its name.
+grpc::Status DomainDetach(const Invocation& in) {
+  const DomainTarget target = Target(in);
+  if (in.usage_error) return grpc::Status::OK;
+  if (absl::Status d = DetachShmem(target, in.args[1]); !d.ok()) return FromLibvirt(in, d);
+  Done(in, google::protobuf::Empty(),
+       absl::StrCat("detached shmem device ", in.args[1], " from domain ", target.domain,
+                    ScopeText(target.scope)));
+  return grpc::Status::OK;
 }
 
 grpc::Status Health(const Invocation& in) {
@@ -255,6 +321,8 @@ const std::vector<Verb>& Verbs() {
          if (s.ok()) in.out << resp.libvirt_xml() << "\n";
          return s;
        }},
+      {"domain", "attach", 2, 2, {"live", "config", "persistent", "connect"}, DomainAttach},
+      {"domain", "detach", 2, 2, {"live", "config", "persistent", "connect"}, DomainDetach},
       {"stats", "", 0, 0, {}, [](const Invocation& in) {
          pb::GetStatsResponse resp;
          grpc::Status s = in.stub.GetStats(in.Context().get(), {}, &resp);
@@ -326,7 +394,7 @@ int RunCommand(const Command& command, pb::Ptnetmap::StubInterface& stub,
     }
   }
 
-  Invocation invocation{command, std::move(args), stub, health, out, std::nullopt};
+  Invocation invocation{command, std::move(args), stub, health, out, std::nullopt, false};
   const grpc::Status status = verb->run(invocation);
   if (invocation.usage_error) {
     err << "ptctl: " << *invocation.usage_error << "\n";
@@ -334,8 +402,8 @@ int RunCommand(const Command& command, pb::Ptnetmap::StubInterface& stub,
   }
   if (status.ok()) return kExitOk;
   err << "ptctl: " << status.error_message() << "\n";
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  if (!invocation.libvirt_error && (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                                    status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
     err << "ptctl: is ptnetd running and reachable at "
         << (command.global.address.empty() ? "unix:" + command.global.socket
                                            : command.global.address)

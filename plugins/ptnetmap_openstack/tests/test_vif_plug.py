@@ -1,10 +1,16 @@
 """Unit tests of the os-vif plugin against a fake in-process ptnetd."""
 
+import configparser
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import tomllib
 import uuid
+import zipfile
 
 import fixtures
 from oslo_config import cfg
@@ -199,3 +205,37 @@ class PackagingTest(base.TestCase):
         m = re.search(r'ABSL_FLAG\(std::string, socket, "([^"]*)"', src)
         self.assertIsNotNone(m)
         self.assertEqual(m.group(1), ptnetmap.DEFAULT_SOCKET)
+
+    def test_wheel_carries_packages_and_entry_points(self):
+        # Built the way pip or pybuild would, with Debian's setuptools (PEP
+        # 517 backend), in a copy so the source tree stays clean.
+        tmp = tempfile.mkdtemp(prefix="ptnetmap-wheel-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        src = os.path.join(tmp, "src")
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.egg-info", "build"))
+        out = os.path.join(tmp, "dist")
+        subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from setuptools import build_meta as b; "
+             "print(b.build_wheel(sys.argv[1]))", out],
+            cwd=src, check=True, capture_output=True, timeout=120)
+        wheels = os.listdir(out)
+        self.assertEqual(["ptnetmap_openstack-0.1.0-py3-none-any.whl"],
+                         wheels)
+        with zipfile.ZipFile(os.path.join(out, wheels[0])) as whl:
+            names = whl.namelist()
+            eps = configparser.ConfigParser()
+            eps.read_string(whl.read(
+                "ptnetmap_openstack-0.1.0.dist-info/entry_points.txt")
+                .decode())
+        for module in ("vif_plug_ptnetmap/ptnetmap.py",
+                       "vif_plug_ptnetmap/api.py",
+                       "networking_ptnetmap/mech_driver.py"):
+            self.assertIn(module, names)
+        self.assertFalse([n for n in names if n.startswith("tests/")])
+        self.assertEqual("vif_plug_ptnetmap.ptnetmap:PtnetmapPlugin",
+                         eps["os_vif"]["ptnetmap"])
+        self.assertEqual(
+            "networking_ptnetmap.mech_driver:PtnetmapMechanismDriver",
+            eps["neutron.ml2.mechanism_drivers"]["ptnetmap"])

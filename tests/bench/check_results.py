@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""What a benchmark run must show (scripts/bench.sh, the bench.short test):
+
+  - every series, every point: batch sweep (pipe, VALE, AF_PACKET/veth) with
+    traffic, ring sizes (pipe, VALE), round trips blocking and busy for each
+    path, the attachment against batch size, the offered rates
+  - at saturation ("max") fewer than one notification (kicks + interrupts)
+    per packet, and no loss between the two guests
+  - idle: no worker wake-up, no interrupt, no kick, and (almost) no CPU
+
+    check_results.py DIR      (DIR/results.json from report.py)
+Exit status 0 when all holds, 1 otherwise (each problem on stderr)."""
+import json
+import sys
+from pathlib import Path
+
+# An idle attachment: its worker may not run at all (lab.pt asserts 0 ns);
+# the guests only sleep. Allow for a scheduler tick of accounting noise.
+IDLE_CPU_MAX = 0.002
+
+
+def check(doc):
+    rows = doc["results"]
+    errors = []
+
+    def sel(series, **m):
+        return [r for r in rows if r.get("series") == series
+                and all(r.get(k) == v for k, v in m.items())]
+
+    batches = sorted({r["batch"] for r in sel("batch")})
+    if not batches:
+        errors.append("batch: no results")
+    for b in batches:
+        for path in ("pipe", "vale", "afpacket_veth"):
+            rx = sel("batch", batch=b, path=path, side="rx")
+            if not rx or not rx[0].get("mpps", 0) > 0:
+                errors.append(f"batch {b} {path}: no traffic received")
+    slots = sorted({r["slots"] for r in sel("ring")})
+    if not slots:
+        errors.append("ring: no results")
+    for s in slots:
+        for path in ("pipe", "vale"):
+            rx = sel("ring", slots=s, path=path, side="rx")
+            if not rx or not rx[0].get("mpps", 0) > 0:
+                errors.append(f"ring {s} {path}: no traffic received")
+    for path in ("pipe", "vale", "afpacket_veth"):
+        for wait in ("blocking", "busy"):
+            r = sel("rtt", path=path, wait=wait)
+            if not r or not r[0].get("rtt_p50_us", 0) > 0:
+                errors.append(f"rtt {path} {wait}: no round trips")
+    pt = sel("pt_batch")
+    if not pt:
+        errors.append("pt_batch: no results")
+    for r in pt:
+        if not r.get("mpps", 0) > 0:
+            errors.append(f"pt_batch {r.get('batch')}: no traffic")
+
+    rates = {r["rate"]: r for r in sel("rates")}
+    for need in ("idle", "max"):
+        if need not in rates:
+            errors.append(f"rates: no '{need}' measurement")
+    sat = rates.get("max")
+    if sat:
+        if not sat.get("sent", 0) > 0 or sat.get("received") != sat.get("sent"):
+            errors.append(f"rates max: sent {sat.get('sent')}, received {sat.get('received')}")
+        n = sat.get("notifications_per_packet", 99)
+        if not n < 1:
+            errors.append(f"rates max: {n:.3f} notifications per packet (want < 1)")
+    idle = rates.get("idle")
+    if idle:
+        for k in ("wakeups", "interrupts", "kicks"):
+            if idle.get(k, -1) != 0:
+                errors.append(f"rates idle: {idle.get(k)} {k} (want 0)")
+        for k in ("worker_cpu", "guest_cpu"):
+            if not idle.get(k, 1) <= IDLE_CPU_MAX:
+                errors.append(f"rates idle: {k} {idle.get(k)} (want about 0)")
+    for name, r in rates.items():
+        if name not in ("idle", "max") and r.get("received") != r.get("sent"):
+            errors.append(f"rates {name}: sent {r.get('sent')}, received {r.get('received')}")
+    return errors
+
+
+def main():
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    doc = json.loads((Path(sys.argv[1]) / "results.json").read_text())
+    errors = check(doc)
+    for e in errors:
+        print("check:", e, file=sys.stderr)
+    print(f"check: {len(doc['results'])} results, {len(errors)} problems")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()

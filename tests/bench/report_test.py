@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Unit test of the benchmark suite's report and checker on synthetic
+results: a complete run passes and yields results.json, results.csv and
+every plot; runs that lack a series, notify once per packet at saturation,
+lose packets or spend CPU while idle are refused."""
+import copy
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import check_results  # noqa: E402
+
+
+def good_rows():
+    rows = []
+    for b in (1, 8, 64):
+        for path, mpps in (("pipe", 0.2 * b), ("vale", 0.15 * b), ("afpacket_veth", 0.05 * b)):
+            for side in ("tx", "rx"):
+                rows.append({"series": "batch", "batch": b, "path": path, "side": side,
+                             "mpps": mpps, "packets": 1000})
+    for s in (64, 256):
+        for path in ("pipe", "vale"):
+            rows.append({"series": "ring", "slots": s, "batch": min(s, 256), "path": path,
+                         "side": "rx", "mpps": 1.0})
+    for path in ("pipe", "vale", "afpacket_veth"):
+        for wait in ("blocking", "busy"):
+            rows.append({"series": "rtt", "path": path, "wait": wait, "rtt_p50_us": 100.0,
+                         "replies": 300})
+    for b in (1, 8, 64):
+        rows.append({"series": "pt_batch", "path": "pt_pipe", "batch": b, "mpps": 0.1,
+                     "kicks_per_packet": 1 / b, "interrupts_per_packet": 0.01})
+    rows.append({"series": "rates", "rate": "idle", "sent": 0, "received": 0, "kicks": 0,
+                 "interrupts": 0, "wakeups": 0, "kicks_per_packet": 0,
+                 "interrupts_per_packet": 0, "notifications_per_packet": 0,
+                 "worker_cpu": 0.0, "guest_cpu": 0.0001})
+    rows.append({"series": "rates", "rate": "1000", "sent": 3000, "received": 3000,
+                 "kicks": 2900, "interrupts": 2800, "wakeups": 3000,
+                 "kicks_per_packet": 0.97, "interrupts_per_packet": 0.93,
+                 "notifications_per_packet": 1.9, "worker_cpu": 0.02, "guest_cpu": 0.01})
+    rows.append({"series": "rates", "rate": "max", "sent": 90000, "received": 90000,
+                 "kicks": 90, "interrupts": 80, "wakeups": 900, "kicks_per_packet": 0.001,
+                 "interrupts_per_packet": 0.0009, "notifications_per_packet": 0.0019,
+                 "worker_cpu": 0.9, "guest_cpu": 1.0})
+    return rows
+
+
+def rate(rows, name):
+    return next(r for r in rows if r.get("rate") == name)
+
+
+class CheckTest(unittest.TestCase):
+    def test_complete_run_passes(self):
+        self.assertEqual(check_results.check({"results": good_rows()}), [])
+
+    def test_missing_series_is_refused(self):
+        for series in ("batch", "ring", "rtt", "pt_batch", "rates"):
+            rows = [r for r in good_rows() if r["series"] != series]
+            self.assertNotEqual(check_results.check({"results": rows}), [], series)
+
+    def test_missing_baseline_point_is_refused(self):
+        rows = [r for r in good_rows()
+                if not (r["series"] == "batch" and r["path"] == "afpacket_veth" and r["batch"] == 8)]
+        errors = check_results.check({"results": rows})
+        self.assertTrue(any("batch 8 afpacket_veth" in e for e in errors), errors)
+
+    def test_one_notification_per_packet_at_saturation_is_refused(self):
+        rows = good_rows()
+        rate(rows, "max")["notifications_per_packet"] = 1.0
+        self.assertTrue(any("notifications" in e for e in check_results.check({"results": rows})))
+
+    def test_loss_is_refused(self):
+        rows = good_rows()
+        rate(rows, "max")["received"] = 89999
+        self.assertNotEqual(check_results.check({"results": rows}), [])
+
+    def test_idle_activity_is_refused(self):
+        for key, value in (("wakeups", 1), ("interrupts", 2), ("worker_cpu", 0.01),
+                           ("guest_cpu", 0.05)):
+            rows = copy.deepcopy(good_rows())
+            rate(rows, "idle")[key] = value
+            errors = check_results.check({"results": rows})
+            self.assertTrue(any(key in e for e in errors), (key, errors))
+
+
+class ReportTest(unittest.TestCase):
+    def test_tables_and_plots(self):
+        with tempfile.TemporaryDirectory() as d:
+            rows = good_rows()
+            (Path(d) / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            subprocess.run([sys.executable, str(HERE / "report.py"), d], check=True,
+                           stdout=subprocess.DEVNULL)
+            doc = json.loads((Path(d) / "results.json").read_text())
+            self.assertEqual(doc["results"], rows)
+            with open(Path(d) / "results.csv") as f:
+                self.assertEqual(len(list(csv.DictReader(f))), len(rows))
+            for png in ("batch", "ring", "rtt", "pt_batch", "rates"):
+                data = (Path(d) / "plots" / f"{png}.png").read_bytes()
+                self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n", png)
+            r = subprocess.run([sys.executable, str(HERE / "check_results.py"), d])
+            self.assertEqual(r.returncode, 0)
+
+    def test_bad_line_is_reported(self):
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "results.jsonl").write_text('{"series": "batch"}\n{oops\n')
+            r = subprocess.run([sys.executable, str(HERE / "report.py"), d, "--no-plots"],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("results.jsonl:2", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""e2e.libvirt_ptnetmap: a domain with <interface type='ptnetmap'> under the
+patched libvirt (libvirt/, built by libvirt/build.sh).
+
+Runs inside the lab VM (tests/lab/lab.py run --kvm), ptnetmap.ko loaded, as
+root, with the same set-up as e2e.libvirt_shmem (virsh_shmem_test.py, whose
+helpers it uses): users, tmpfs over libvirt's folders, the agent, a VALE
+switch with the host's stack bridged on. The difference is the daemon, the
+patched libvirtd run from the cached build, and the device:
+
+  1. A definition whose interface names a switch port with the wrong trust
+     policy is refused with the patch's message.
+  2. ptnetd makes VM attachment vm1 on switch valeL; a domain with
+     <interface type='ptnetmap'><source switch='valeL' port='vm1'/> and the
+     agent's socket is defined: `virsh dumpxml` gives the interface back
+     with its defaults filled in, `virsh domiflist` (the patched virsh)
+     shows type ptnetmap, source valeL:vm1, model ivshmem-doorbell.
+  3. `virsh start`: QEMU's command line has the chardev on the socket and
+     the ivshmem-doorbell device with 3 vectors; the guest's driver binds
+     it, the guest pings the host through the port and the host the guest.
+  4. `virsh detach-device --live` of the interface under pings: the guest
+     sees it go; `virsh attach-device --live`: back, traffic again.
+  5. The guest powers off by itself; the domain is undefined.
+Every check prints one line; the exit status is 1 if any failed.
+"""
+import argparse
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import virsh_shmem_test as shm  # noqa: E402  (the lab set-up of e2e.libvirt_shmem)
+
+from virsh_shmem_test import (DOMAIN, SWITCH, VM, URI, WORK, check, require, run,  # noqa: E402
+                              wait_for, log, results_file, host_pings)
+
+LIBVIRT = None  # the patched build folder (libvirt/build.sh path)/build
+
+
+def lv(*args, timeout=60):
+    """A program of the patched build, with the build's libraries and drivers."""
+    return run(LIBVIRT / "run", *args, timeout=timeout)
+
+
+def virsh(*args, timeout=60):
+    return lv(LIBVIRT / "tools" / "virsh", "-c", URI, *args, timeout=timeout)
+
+
+def start_patched_libvirtd():
+    for d in shm.LIBVIRT_DIRS:
+        require(os.path.isdir(d), f"{d} exists (a mount point for tmpfs)", "run scripts/setup.sh")
+        shm.mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", d)
+    Path("/etc/libvirt/qemu.conf").write_text(shm.QEMU_CONF)
+    Path("/etc/libvirt/libvirtd.conf").write_text(shm.LIBVIRTD_CONF)
+    out = open(WORK / "libvirtd.out", "w")
+    proc = subprocess.Popen([LIBVIRT / "run", LIBVIRT / "src" / "libvirtd"],
+                            stdout=out, stderr=subprocess.STDOUT)
+    shm.CHILDREN.append(proc)
+    up = wait_for(lambda: proc.poll() is None and
+                  virsh("version", timeout=120).returncode == 0, 150, 1)
+    require(up, "the patched libvirtd serves qemu:///system",
+            (WORK / "libvirtd.out").read_text()[-2000:] + shm.libvirtd_log())
+    return proc
+
+
+def interface_xml(sock, trust="untrusted"):
+    return (f"<interface type='ptnetmap'>\n"
+            f"  <mac address='52:54:00:7e:00:01'/>\n"
+            f"  <source switch='{SWITCH}' port='{VM}'/>\n"
+            f"  <ptnetmap trust='{trust}' socket='{sock}'/>\n"
+            f"</interface>\n")
+
+
+def with_interface(domain, iface):
+    return domain.replace("    <memballoon model='none'/>",
+                          "    " + iface.replace("\n", "\n    ").rstrip() +
+                          "\n    <memballoon model='none'/>")
+
+
+def live_has_interface():
+    return "<interface type='ptnetmap'>" in virsh("dumpxml", DOMAIN).stdout
+
+
+def main():
+    global LIBVIRT
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True, help="our build folder")
+    ap.add_argument("--libvirt", required=True, help="the patched libvirt's build folder")
+    args = ap.parse_args()
+    build = Path(args.build)
+    LIBVIRT = Path(args.libvirt)
+    require((LIBVIRT / ".built").exists(), "a finished patched libvirt build",
+            f"nothing at {LIBVIRT}: run libvirt/build.sh build")
+    module = (build / "kmod" / "ptnetmap.ko").resolve()
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(mode=0o755)
+    shm.add_users()
+    libvirtd = start_patched_libvirtd()
+
+    agent = shm.Agent(build / "agent" / "ptnetd", build / "agent" / "ptctl")
+    agent.start()
+    require(agent.ptctl("switch", "create", SWITCH).returncode == 0, f"ptctl switch create {SWITCH}")
+    r = agent.ptctl("vm", "attach", SWITCH, VM, "--trust", "untrusted")
+    require(r.returncode == 0, f"ptctl vm attach {SWITCH} {VM}", r.stderr)
+    sock = WORK / "ivshmem" / f"{VM}.sock"
+    run("modprobe", "veth")
+    for cmd in (["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                ["ip", "addr", "add", f"{shm.HOST_IP}/24", "dev", "v1"],
+                ["ip", "link", "set", "v0", "up"], ["ip", "link", "set", "v1", "up"]):
+        require(run(*cmd).returncode == 0, " ".join(cmd))
+    bridge = subprocess.Popen([build / "tools" / "ptbridge", "-i", "netmap:v0", "-i",
+                               f"{SWITCH}:uplink", "-q"],
+                              stdout=open(WORK / "ptbridge.log", "w"), stderr=subprocess.STDOUT)
+    shm.CHILDREN.append(bridge)
+
+    results = WORK / "results"
+    results.mkdir(mode=0o777)
+    os.chmod(results, 0o777)
+    boot = WORK / "boot"
+    boot.mkdir()
+    _, vmlinuz, _ = shm.harness.lab_kernel()
+    shutil.copy(vmlinuz, boot / "vmlinuz")
+    shutil.copy(shm.harness.ensure_initramfs(), boot / "initramfs.cpio.gz")
+    shm.harness.write_job(results, [str(HERE / "virsh_shmem_guest.sh")],
+                          {"LAB_LEVEL": "2", "GUEST_SECONDS": "200"}, "/")
+    domain = shm.domain_xml(results, boot / "vmlinuz", boot / "initramfs.cpio.gz", module)
+
+    # 1. A wrong trust policy is refused at define time.
+    (WORK / "bad.xml").write_text(with_interface(domain, interface_xml(sock, "trusted")))
+    r = virsh("define", WORK / "bad.xml")
+    check(r.returncode != 0 and "trust must be 'untrusted'" in r.stderr,
+          "a switch port with trust='trusted' is refused with the patch's message", r.stderr)
+
+    # 2. Define; the XML round trip and domiflist.
+    iface = interface_xml(sock)
+    (WORK / "iface.xml").write_text(iface)
+    (WORK / "domain.xml").write_text(with_interface(domain, iface))
+    r = virsh("define", WORK / "domain.xml")
+    require(r.returncode == 0, f"virsh define {DOMAIN} with <interface type='ptnetmap'>", r.stderr)
+    inactive = virsh("dumpxml", DOMAIN, "--inactive").stdout
+    check(f"<source switch='{SWITCH}' port='{VM}'/>" in inactive and
+          f"<ptnetmap trust='untrusted' rings='1' socket='{sock}'/>" in inactive and
+          "<model type='ivshmem-doorbell'/>" in inactive,
+          "dumpxml gives the interface back, defaults filled in", inactive)
+    rows = [line.split() for line in virsh("domiflist", DOMAIN).stdout.splitlines()]
+    check(["-", "ptnetmap", f"{SWITCH}:{VM}", "ivshmem-doorbell", "52:54:00:7e:00:01"] in rows,
+          "virsh domiflist: ptnetmap, SWITCH:PORT, ivshmem-doorbell, the MAC", str(rows))
+
+    # 3. Start: QEMU's command line, traffic both ways.
+    r = virsh("start", DOMAIN, timeout=120)
+    require(r.returncode == 0, f"virsh start {DOMAIN}", r.stderr + shm.libvirtd_log())
+    uid, cmdline = shm.qemu_process()
+    check(uid == pwd.getpwnam(shm.QEMU_USER).pw_uid and
+          f"-chardev socket,id=charnet0,path={sock}" in cmdline and
+          '"driver":"ivshmem-doorbell","id":"net0","chardev":"charnet0","vectors":3' in cmdline,
+          "QEMU gets the chardev on the agent's socket and ivshmem-doorbell with 3 vectors",
+          f"uid {uid}: {cmdline}")
+    ok = wait_for(lambda: results_file(results, "guest-up-1") is not None, 150, 0.5)
+    require(ok, "the guest boots and its driver binds the device",
+            (WORK / "console.log").read_text(errors="replace")[-3000:]
+            if (WORK / "console.log").exists() else "no console")
+    check(results_file(results, "guest-up-1") == "ok", "the guest pings the host through the port")
+    good, summary = host_pings()
+    check(good, "the host pings the guest through the port", summary)
+
+    # 4. Hot-unplug under pings, hot-plug back.
+    stream = subprocess.Popen(["busybox", "ping", "-i", "0.05", "-W", "1", shm.GUEST_IP],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    shm.CHILDREN.append(stream)
+    time.sleep(2)
+    r = virsh("detach-device", DOMAIN, WORK / "iface.xml", "--live", timeout=90)
+    check(r.returncode == 0, "virsh detach-device --live of the interface", r.stdout + r.stderr)
+    check(wait_for(lambda: not live_has_interface(), 60, 0.5),
+          "the running domain no longer has the interface")
+    check(wait_for(lambda: results_file(results, "guest-gone-1") == "ok", 60),
+          "the guest saw its interface go")
+    stream.send_signal(signal.SIGINT)
+    log("pings during the unplug: " +
+        " | ".join(stream.communicate(timeout=30)[0].strip().splitlines()[-2:]))
+    shm.kernel_clean("interface unplugged")
+    r = virsh("attach-device", DOMAIN, WORK / "iface.xml", "--live", timeout=90)
+    check(r.returncode == 0, "virsh attach-device --live of the interface", r.stdout + r.stderr)
+    check(wait_for(live_has_interface, 30, 0.5), "the running domain has the interface again")
+    ok = wait_for(lambda: results_file(results, "guest-up-2") is not None, 90)
+    check(ok and results_file(results, "guest-up-2") == "ok",
+          "the guest's interface is back and pings the host through the port")
+    good, summary = host_pings()
+    check(good, "the host pings the guest again", summary)
+
+    # 5. Stop, undefine.
+    (results / "stop").write_text("")
+    off = wait_for(lambda: "shut off" in virsh("domstate", DOMAIN).stdout, 90, 1)
+    if not off:
+        virsh("destroy", DOMAIN)
+    check(off, "the guest powers off by itself")
+    check(results_file(results, "status") == "ok", "the guest's job passed")
+    check(virsh("undefine", DOMAIN).returncode == 0, "virsh undefine")
+    shm.kernel_clean("at the end")
+    r = agent.ptctl("vm", "detach", VM)
+    check(r.returncode == 0, f"ptctl vm detach {VM}", r.stderr)
+    agent.proc.send_signal(signal.SIGTERM)
+    agent.proc.wait(30)
+    libvirtd.send_signal(signal.SIGTERM)
+    libvirtd.wait(30)
+
+    if shm.FAILURES:
+        log(f"{len(shm.FAILURES)} check(s) failed: " + "; ".join(shm.FAILURES))
+        return 1
+    log("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    status = 1
+    try:
+        status = main()
+    except shm.Fatal as err:
+        log(f"stopped: {err}")
+    finally:
+        try:
+            if LIBVIRT and virsh("domstate", DOMAIN, timeout=30).returncode == 0:
+                virsh("destroy", DOMAIN, timeout=30)
+            shm.cleanup()
+        except Exception as err:  # the lab must still unload the module
+            log(f"cleanup: {err}")
+    sys.exit(status)

@@ -42,7 +42,6 @@
 #include <linux/bitmap.h>
 #include <linux/err.h>
 #include <linux/etherdevice.h>
-#include <linux/hash.h>
 #include <linux/module.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
@@ -76,8 +75,6 @@ MODULE_PARM_DESC(vale_max_switches, "Most VALE switches at once (1..256; default
 /* pkt->dst markers besides a port index. */
 #define PTNM_VALE_NONE		0xfe
 #define PTNM_VALE_FLOOD		0xff
-
-#define PTNM_VALE_FDB_MAC	GENMASK_ULL(47, 0)
 
 /* Virtio-net header lengths a port may use (PORT_HDR_SET). */
 #define PTNM_VNET_HDR_LEN	10

@@ -322,8 +322,10 @@ def job_output_tail(results, lines=30):
     output = results / "output"
     if not output.exists():
         return ""
+    # Quoted, so that scripts scanning this report for their own result
+    # lines do not count them twice.
     tail = output.read_text(errors="replace").splitlines()[-lines:]
-    return "\njob output so far:\n" + "\n".join(tail) + "\n"
+    return "\njob output so far:\n" + "".join(f"> {line}\n" for line in tail)
 
 
 def default_module():

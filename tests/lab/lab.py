@@ -136,6 +136,11 @@ def paths_to_keep(args):
     tmpfs there, so these are bound back over it (a clone in /tmp, say)."""
     candidates = [SOURCE_DIR, Path.cwd(), *(Path(m).resolve() for m in args.module)]
     candidates += [Path(a) for a in args.command if a.startswith("/")]
+    return tmp_tops(candidates)
+
+
+def tmp_tops(candidates):
+    """The top folders under /tmp or /run of these paths (for lab.keep=)."""
     keep = []
     for path in candidates:
         parts = Path(path).parts

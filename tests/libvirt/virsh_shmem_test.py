@@ -269,8 +269,11 @@ def plug_back(results, appearance, plug, how):
 
 def domain_xml(results, kernel, initramfs, module):
     release, _, root = harness.lab_kernel()
+    # A build or clone under /tmp (CI's, say) must stay visible in the guest,
+    # whose /tmp is a fresh tmpfs.
+    keep = ",".join(harness.tmp_tops([Path(module).resolve(), harness.SOURCE_DIR, Path.cwd()]))
     append = ["console=ttyS0", "quiet", "panic=-1", "oops=panic", "no_timer_check",
-              "lab.level=2", f"lab.modules={module}", "lab.keep=", "lab.kvm=0",
+              "lab.level=2", f"lab.modules={module}", f"lab.keep={keep}", "lab.kvm=0",
               f"lab.moddir={root / 'lib' / 'modules'}"]
     return f"""<domain type='kvm'>
   <name>{DOMAIN}</name>

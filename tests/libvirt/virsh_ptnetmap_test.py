@@ -111,15 +111,7 @@ def main():
     r = agent.ptctl("vm", "attach", SWITCH, VM, "--trust", "untrusted")
     require(r.returncode == 0, f"ptctl vm attach {SWITCH} {VM}", r.stderr)
     sock = WORK / "ivshmem" / f"{VM}.sock"
-    run("modprobe", "veth")
-    for cmd in (["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-                ["ip", "addr", "add", f"{shm.HOST_IP}/24", "dev", "v1"],
-                ["ip", "link", "set", "v0", "up"], ["ip", "link", "set", "v1", "up"]):
-        require(run(*cmd).returncode == 0, " ".join(cmd))
-    bridge = subprocess.Popen([build / "tools" / "ptbridge", "-i", "netmap:v0", "-i",
-                               f"{SWITCH}:uplink", "-q"],
-                              stdout=open(WORK / "ptbridge.log", "w"), stderr=subprocess.STDOUT)
-    shm.CHILDREN.append(bridge)
+    shm.host_stack_on_switch(build)
 
     results = WORK / "results"
     results.mkdir(mode=0o777)

@@ -267,6 +267,20 @@ def plug_back(results, appearance, plug, how):
     check(good, f"{how}: the host pings the guest again", summary)
 
 
+def host_stack_on_switch(build):
+    """The lab VM's own stack on SWITCH at HOST_IP: a veth pair, one end
+    bridged onto the switch's port `uplink` by ptbridge."""
+    run("modprobe", "veth")
+    for cmd in (["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                ["ip", "addr", "add", f"{HOST_IP}/24", "dev", "v1"],
+                ["ip", "link", "set", "v0", "up"], ["ip", "link", "set", "v1", "up"]):
+        require(run(*cmd).returncode == 0, " ".join(cmd))
+    bridge = subprocess.Popen([build / "tools" / "ptbridge", "-i", "netmap:v0", "-i",
+                               f"{SWITCH}:uplink", "-q"],
+                              stdout=open(WORK / "ptbridge.log", "w"), stderr=subprocess.STDOUT)
+    CHILDREN.append(bridge)
+
+
 def domain_xml(results, kernel, initramfs, module):
     release, _, root = harness.lab_kernel()
     # A build or clone under /tmp (CI's, say) must stay visible in the guest,
@@ -339,15 +353,7 @@ def main():
     check(st.st_mode & 0o777 == 0o660 and st.st_gid == grp.getgrnam(VM_GROUP).gr_gid,
           f"{VM}'s socket is mode 0660, group {VM_GROUP} (not world-accessible)",
           f"mode {st.st_mode & 0o777:o}, gid {st.st_gid}")
-    run("modprobe", "veth")
-    for cmd in (["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-                ["ip", "addr", "add", f"{HOST_IP}/24", "dev", "v1"],
-                ["ip", "link", "set", "v0", "up"], ["ip", "link", "set", "v1", "up"]):
-        require(run(*cmd).returncode == 0, " ".join(cmd))
-    bridge = subprocess.Popen([build / "tools" / "ptbridge", "-i", "netmap:v0", "-i",
-                               f"{SWITCH}:uplink", "-q"],
-                              stdout=open(WORK / "ptbridge.log", "w"), stderr=subprocess.STDOUT)
-    CHILDREN.append(bridge)
+    host_stack_on_switch(build)
 
     # 2. Define, attach through the agent, start.
     wait_for_libvirtd(libvirtd)

@@ -206,7 +206,9 @@ for _ in $(seq 600); do [ -S "$tmp/vm1.sock" ] && break; sleep 0.1; done
 ) &
 host=$!
 
-"$here/../lab/lab.py" guest --quiet --timeout 500 --module "$build/kmod/ptnetmap.ko" \
+# Not --quiet: the guest's output comes live, so a run stopped for time
+# shows how far it got.
+"$here/../lab/lab.py" guest --timeout 500 --module "$build/kmod/ptnetmap.ko" \
 	--qemu-arg "-chardev socket,id=iv0,path=$tmp/vm1.sock" \
 	--qemu-arg "-device ivshmem-doorbell,chardev=iv0,vectors=5,ioeventfd=on" \
 	-- "$0" "$build" --inside "$count"

@@ -70,6 +70,16 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual(r.returncode, 125)
         self.assertIn("lost its timer interrupts", r.stderr)
 
+    def test_nested_guest_times_out_before_the_lab_vm(self):
+        # A level-2 guest whose own timeout would outlast the lab VM's is cut
+        # short, so that its report (not a silent outer timeout) comes back.
+        r = lab("--no-module", "--kvm", "--timeout", "130", "--", sys.executable, str(LAB),
+                "guest", "--quiet", "--timeout", "500", "--", "sleep", "1000", timeout=400)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn("cut to", r.stdout)
+        self.assertIn("the level-2 VM did not finish", r.stdout)
+        self.assertNotIn("the level-1 VM did not finish", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -162,6 +162,12 @@ def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root):
               f"lab.moddir={moddir_root}"]
     if level == 1:
         accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        # A periodic tick (the local APIC's periodic mode, re-armed by QEMU
+        # itself) instead of one-shot timers: TCG now and then loses one of
+        # a CPU's one-shot timer interrupts, and then no timer on that CPU
+        # ever fires again (see TIMER_LOST); a lost periodic tick is made up
+        # by the next. Timers of the lab VM get the tick's resolution (4 ms).
+        append += ["highres=off", "nohz=off"]
     else:
         accel = ["-accel", "kvm", "-cpu", "host"]
     cmd = ["qemu-system-x86_64", *accel, "-smp", str(args.smp), "-m", str(args.memory),
@@ -250,6 +256,11 @@ def run_vm(args, level):
         (results / stale).unlink(missing_ok=True)
     env = dict(kv.split("=", 1) for kv in args.env)
     env["LAB_LEVEL"] = str(level)
+    if level == 1:
+        # When the lab VM will be stopped: a nested `lab.py guest` keeps
+        # within it, so that its own timeout (with the level-2 console and
+        # job output) is reported rather than a silent outer one.
+        env["LAB_DEADLINE"] = f"{time.time() + args.timeout:.0f}"
     write_job(results, args.command, env, os.getcwd())
 
     cmd = qemu_command(args, level, results, initramfs, vmlinuz, root / "lib" / "modules")
@@ -374,6 +385,26 @@ def parse_args(argv):
     return args
 
 
+# Seconds a nested guest leaves to the lab VM for reporting its own failure.
+DEADLINE_MARGIN = 45
+
+
+def fit_deadline(args):
+    """Shortens a level-2 guest's timeout to end before the lab VM's own
+    (LAB_DEADLINE); a retry that no longer fits is an error."""
+    deadline = os.environ.get("LAB_DEADLINE")
+    if not deadline:
+        return
+    left = float(deadline) - time.time() - DEADLINE_MARGIN
+    if left < 30:
+        raise LabError(f"no time left for the level-2 guest: the lab VM stops in "
+                       f"{left + DEADLINE_MARGIN:.0f} s")
+    if left < args.timeout:
+        print(f"lab: level-2 timeout {args.timeout:.0f} s cut to {left:.0f} s "
+              "to end before the lab VM's", file=sys.stderr)
+        args.timeout = left
+
+
 def main(argv):
     args = parse_args(argv)
     level = 1 if args.verb == "run" else 2
@@ -387,6 +418,8 @@ def main(argv):
     try:
         resets = timer_losses = 0
         while True:
+            if level == 2:
+                fit_deadline(args)
             try:
                 return run_vm(args, level)
             except EarlyReset as err:

@@ -21,6 +21,11 @@ pt_interface() {
 	done
 }
 
+# Writes a verdict so that the host never reads a half-written file.
+publish() {
+	echo "$1" > "$results/.$2.tmp" && mv "$results/.$2.tmp" "$results/$2"
+}
+
 deadline=$(($(date +%s) + ${GUEST_SECONDS:-200}))
 while [ ! -e "$results/stop" ]; do
 	[ "$(date +%s)" -lt "$deadline" ] || { echo "guest: no stop from the host"; exit 1; }
@@ -41,16 +46,16 @@ while [ ! -e "$results/stop" ]; do
 		done
 		if busybox ping -c 1 -W 2 10.99.0.2 >/dev/null 2>&1; then
 			echo "guest: $ifname up (#$appeared), ping to the host ok ($tries lost)"
-			echo ok > "$results/guest-up-$appeared"
+			publish ok "guest-up-$appeared"
 		else
 			echo "guest: $ifname up (#$appeared), ping to the host FAILED ($tries tries)"
 			ip -s link show "$ifname"; ip neigh; cat /proc/net/dev
-			echo fail > "$results/guest-up-$appeared"
+			publish fail "guest-up-$appeared"
 		fi
 	elif [ -z "$ifname" ] && [ -n "$present" ]; then
 		gone=$((gone + 1))
 		echo "guest: $present went away (#$gone)"
-		echo ok > "$results/guest-gone-$gone"
+		publish ok "guest-gone-$gone"
 		present=""
 	fi
 	sleep 0.2

@@ -233,8 +233,10 @@ def host_healthy(agent, what):
 
 
 def results_file(results, name):
+    """The guest's verdict in `name`, or None while it has not written one
+    (an empty file counts as not written yet)."""
     p = results / name
-    return p.read_text().strip() if p.exists() else None
+    return (p.read_text().strip() or None) if p.exists() else None
 
 
 def unplug(agent, results, round_no, do_unplug, how):

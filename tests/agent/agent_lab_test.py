@@ -21,8 +21,6 @@ Runs inside the lab VM (tests/lab/lab.py), ptnetmap.ko loaded, as root:
 Every check prints one line; the exit status is 1 if any failed.
 """
 import argparse
-import ctypes
-import fcntl
 import json
 import os
 import re
@@ -58,62 +56,10 @@ def check(cond, what, detail=""):
     return cond
 
 
-# ---------------------------------------------------------------------------
 # The kernel, directly: NIOCCTRL with VALE_LIST and PTNETMAP_REQ_PORT_STATS_GET
-# ---------------------------------------------------------------------------
-
-NETMAP_API = 14
-NETMAP_REQ_VALE_LIST = 5
-PTNETMAP_REQ_PORT_STATS_GET = 0x100
-
-
-class NmreqHeader(ctypes.Structure):
-    _fields_ = [("nr_version", ctypes.c_uint16), ("nr_reqtype", ctypes.c_uint16),
-                ("nr_reserved", ctypes.c_uint32), ("nr_name", ctypes.c_char * 64),
-                ("nr_options", ctypes.c_uint64), ("nr_body", ctypes.c_uint64)]
-
-
-class NmreqValeList(ctypes.Structure):
-    _fields_ = [("nr_bridge_idx", ctypes.c_uint16), ("pad1", ctypes.c_uint16),
-                ("nr_port_idx", ctypes.c_uint32)]
-
-
-STAT_FIELDS = ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_drop_ring_full",
-               "rx_drop_inactive", "rx_drop_bad_buf", "rx_drop_oversize", "tx_drop_bad_buf",
-               "tx_drop_bad_len", "tx_drop_frag", "tx_drop_xmit"]
-
-
-class PortStats(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_uint64) for f in STAT_FIELDS] + [("spare", ctypes.c_uint64 * 4)]
-
-
-assert ctypes.sizeof(NmreqHeader) == 88 and ctypes.sizeof(PortStats) == 128
-NIOCCTRL = (3 << 30) | (ctypes.sizeof(NmreqHeader) << 16) | (ord("i") << 8) | 151
-
-
-def nm_ctrl(reqtype, name, body):
-    header = NmreqHeader(NETMAP_API, reqtype, 0, name.encode(), 0, ctypes.addressof(body))
-    with open("/dev/netmap", "rb", buffering=0) as dev:
-        fcntl.ioctl(dev.fileno(), NIOCCTRL, header)  # OSError on failure
-    return header
-
-
-def kernel_ports():
-    """Every port of every VALE switch, as "valeX:port"."""
-    names, cursor = [], NmreqValeList()
-    while True:
-        try:
-            header = nm_ctrl(NETMAP_REQ_VALE_LIST, "", cursor)
-        except OSError:  # ENOENT past the last one
-            return names
-        names.append(header.nr_name.decode())
-        cursor.nr_port_idx += 1
-
-
-def kernel_stats(name):
-    stats = PortStats()
-    nm_ctrl(PTNETMAP_REQ_PORT_STATS_GET, name, stats)
-    return {f: getattr(stats, f) for f in STAT_FIELDS}
+# (tests/lib/ptkern.py, which other lab tests use as well).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ptkern import kernel_ports, kernel_stats  # noqa: E402
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,6 @@ on a module without it those checks fail with "not supported".
 Every check prints one line; the exit status is 1 if any failed.
 """
 import argparse
-import ctypes
 import mmap
 import os
 import signal
@@ -42,6 +41,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import agent_lab_test as lab  # noqa: E402  (Agent, check, log, nm_ctrl, scrape, metric)
 
 lab.WORK = "/tmp/agentvm"
@@ -53,54 +53,7 @@ PTNM_MAGIC = 0x4d4e5450
 PAGE = 4096
 MARK_OFFSET = PAGE - 8  # the end of ptnm_global.reserved: nothing reads it
 
-PTNETMAP_REQ_PT_DETACH = 0x121
-PTNETMAP_REQ_PT_INFO = 0x122
-PTNETMAP_PT_SHARED = 1
-
-
-class PtInfo(ctypes.Structure):
-    _fields_ = [("index", ctypes.c_uint32), ("peer", ctypes.c_uint32),
-                ("num_peers", ctypes.c_uint32), ("flags", ctypes.c_uint32),
-                ("name", ctypes.c_char * 64), ("port", ctypes.c_char * 64),
-                ("state", ctypes.c_uint32), ("worker_pid", ctypes.c_int32),
-                ("shm_size", ctypes.c_uint64), ("region_offset", ctypes.c_uint64),
-                ("region_size", ctypes.c_uint64), ("tx_packets", ctypes.c_uint64),
-                ("tx_bytes", ctypes.c_uint64), ("rx_packets", ctypes.c_uint64),
-                ("rx_bytes", ctypes.c_uint64), ("kicks", ctypes.c_uint64),
-                ("interrupts", ctypes.c_uint64), ("wakeups", ctypes.c_uint64),
-                ("errors", ctypes.c_uint64), ("spare", ctypes.c_uint64 * 4)]
-
-
-assert ctypes.sizeof(PtInfo) == 272
-
-
-def pt_info(name, peer=0):
-    """PT_INFO of attachment `name`, or None if the kernel has none."""
-    info = PtInfo(peer=peer)
-    try:
-        lab.nm_ctrl(PTNETMAP_REQ_PT_INFO, name, info)
-    except OSError:
-        return None
-    return info
-
-
-def pt_detach(name):
-    """PT_DETACH, which takes no body. OSError if there is no such attachment."""
-    header = lab.NmreqHeader(lab.NETMAP_API, PTNETMAP_REQ_PT_DETACH, 0, name.encode(), 0, 0)
-    with open("/dev/netmap", "rb", buffering=0) as dev:
-        lab.fcntl.ioctl(dev.fileno(), lab.NIOCCTRL, header)
-
-
-def pt_names():
-    names, index = [], 0
-    while True:
-        info = PtInfo(index=index)
-        try:
-            lab.nm_ctrl(PTNETMAP_REQ_PT_INFO, "", info)
-        except OSError:
-            return names
-        names.append(info.name.decode())
-        index += 1
+from ptkern import PTNETMAP_PT_SHARED, pt_detach, pt_info, pt_names  # noqa: E402,F401
 
 
 def wait_for(cond, seconds=10):

@@ -251,6 +251,9 @@ wait "$guestA"
 rcA=$?
 $netcheck quit 10.99.0.2 >/dev/null 2>&1
 wait "$hostserver"
+# What vale0's ports saw (received, sent, dropped by cause): the switch's
+# side of whatever the guests report.
+python3 "$here/../lib/ptkern.py" stats vale0:vmA vale0:vmB vale0:uplink
 # The servers print each peer's counters and detach on SIGTERM.
 for pid in $servers; do kill -TERM "$pid"; wait "$pid"; done
 grep -h '^counters ' "$tmp"/server?.log

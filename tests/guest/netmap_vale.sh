@@ -107,6 +107,7 @@ rc=$?
 # The guest gave up early: the host's side would wait in vain.
 [ "$rc" -eq 0 ] || { touch "$tmp/stop"; pkill -P "$host" 2>/dev/null; }
 wait "$host"
+python3 "$here/../lib/ptkern.py" stats vale0:vm1 vale0:h
 kill -TERM "$server"
 wait "$server"
 grep '^counters ' "$tmp/server.log"

@@ -70,6 +70,15 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual(r.returncode, 125)
         self.assertIn("lost its timer interrupts", r.stderr)
 
+    def test_test_knobs_reach_the_job(self):
+        # PAIR_* and the like pass through; other variables do not.
+        env = dict(os.environ, PAIR_PINGS="17", UNRELATED_KNOB="x")
+        r = subprocess.run([sys.executable, str(LAB), "run", "--quiet", "--no-module", "--",
+                            "sh", "-c", 'echo "pings=$PAIR_PINGS other=${UNRELATED_KNOB:-}"'],
+                           capture_output=True, text=True, timeout=240, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pings=17 other=\n", r.stdout)
+
     def test_nested_guest_times_out_before_the_lab_vm(self):
         # A level-2 guest whose own timeout would outlast the lab VM's is cut
         # short, so that its report (not a silent outer timeout) comes back.

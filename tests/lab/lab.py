@@ -240,6 +240,12 @@ class TimerLost(LabError):
     """The VM's timer interrupts stopped on one CPU (see TIMER_LOST)."""
 
 
+# The knobs of the e2e tests (PAIR_VALE_PACKETS=N ctest -R e2e.vm_pair, ...):
+# variables with these prefixes reach the job, and through a nested
+# `lab.py guest` its guests, without an --env for each.
+FORWARDED_ENV = ("PAIR_", "NETMAP_MODE_", "NETMAP_VALE_")
+
+
 def run_vm(args, level):
     """Boot one VM running args.command; returns the command's exit status."""
     release, vmlinuz, root = lab_kernel()
@@ -254,7 +260,8 @@ def run_vm(args, level):
     results.mkdir(parents=True, exist_ok=True)
     for stale in ("rc", "status", "dmesg", "output"):
         (results / stale).unlink(missing_ok=True)
-    env = dict(kv.split("=", 1) for kv in args.env)
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+    env.update(kv.split("=", 1) for kv in args.env)
     env["LAB_LEVEL"] = str(level)
     if level == 1:
         # When the lab VM will be stopped: a nested `lab.py guest` keeps

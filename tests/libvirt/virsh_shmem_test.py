@@ -102,7 +102,7 @@ def run(*cmd, timeout=60):
     argv = [str(c) for c in cmd]
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
+    except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 124, "",
                                            f"timed out after {timeout} s")
 

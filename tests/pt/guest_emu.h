@@ -361,6 +361,19 @@ class Guest {
     return "";
   }
 
+  // Both sides' view of ring r, for a report after a stall: the guest's
+  // head, what it published (atok) and what the host published (ktoa).
+  std::string Describe(Ring &r) {
+    return "head " + std::to_string(r.head) + ", atok head " +
+           std::to_string(Load(r.atok->head)) + " cur " + std::to_string(Load(r.atok->cur)) +
+           " appl_need_kick " + std::to_string(Load(r.atok->appl_need_kick)) +
+           ", ktoa hwcur " + std::to_string(Load(r.ktoa->hwcur)) + " hwtail " +
+           std::to_string(Load(r.ktoa->hwtail)) + " kern_need_kick " +
+           std::to_string(Load(r.ktoa->kern_need_kick)) + "; " +
+           std::to_string(r.st.kicks) + " kicks, " + std::to_string(r.st.irqs) + " irqs, " +
+           std::to_string(r.st.waits) + " waits";
+  }
+
   static uint64_t Drain(int fd) {
     uint64_t v = 0;
     return read(fd, &v, sizeof(v)) == sizeof(v) ? v : 0;

@@ -104,6 +104,14 @@ void TryHard(std::vector<Guest *> guests, const std::atomic<bool> &stop) {
   }
 }
 
+// Frames counted as sent that the receiver has not taken yet. The sender
+// counts a batch after it returns, and the receiver may take some of it
+// before then: received can run ahead of sent, which is not a deficit.
+uint64_t Unreceived(const std::atomic<uint64_t> &sent, uint64_t received) {
+  uint64_t s = sent.load();
+  return s > received ? s - received : 0;
+}
+
 // Healthy traffic between two guests of `vm` until stop; "" or an error.
 std::string GuestTraffic(Vm &vm, const std::atomic<bool> &stop,
                          uint64_t *delivered) {
@@ -119,7 +127,7 @@ std::string GuestTraffic(Vm &vm, const std::atomic<bool> &stop,
   std::thread rx([&] {
     while (rerr.empty()) {
       bool last = done.load();
-      uint64_t avail = sent.load() - e;
+      uint64_t avail = Unreceived(sent, e);
       if (!avail) {
         if (last) break;
         std::this_thread::yield();
@@ -137,9 +145,15 @@ std::string GuestTraffic(Vm &vm, const std::atomic<bool> &stop,
   }
   done = true;
   rx.join();
-  if (!serr.empty()) return serr;
   *delivered = e;
-  return rerr;
+  if (!serr.empty() || !rerr.empty()) {
+    // Where the frames stopped: still in the sender's ring (a kick or a
+    // pass of the worker lost), or moved but not announced to the receiver.
+    return (serr.empty() ? rerr : serr) + " (sent " + std::to_string(sent.load()) +
+           "; sender tx: " + g1.Describe(g1.tx()) + "; receiver rx: " + g2.Describe(g2.rx()) +
+           ")";
+  }
+  return "";
 }
 
 // Healthy traffic over a plain pipe between two netmap applications.
@@ -154,7 +168,7 @@ std::string PlainTraffic(const std::atomic<bool> &stop, uint64_t *delivered) {
   std::thread rx([&] {
     while (rerr.empty()) {
       bool last = done.load();
-      uint64_t avail = sent.load() - e;
+      uint64_t avail = Unreceived(sent, e);
       if (!avail) {
         if (last) break;
         std::this_thread::yield();

@@ -353,14 +353,16 @@ int RunRx(Run& run) {
     if (o.count && rx.packets() >= o.count) break;
     if (!run.Wait(Want::kRx)) return kExitTrafficError;
     now = NowNs();
-    uint32_t got = 0;
+    uint32_t ours = 0;
     ForEachRxRing(d, [&](netmap_ring* ring) {
       uint64_t limit = o.batch;
       if (o.count) limit = std::min(limit, o.count - rx.packets());
-      got += DrainRxRing(ring, static_cast<uint32_t>(limit),
-                         [&](const uint8_t* frame, size_t len) { rx.Receive(frame, len); });
+      DrainRxRing(ring, static_cast<uint32_t>(limit), [&](const uint8_t* frame, size_t len) {
+        ours += rx.Receive(frame, len);
+      });
     });
-    if (got) run.Active(now);
+    // Foreign frames neither start nor extend the idle clock.
+    if (ours) run.Active(now);
     run.Tick(now, rx.packets(), rx.bytes());
   }
   uint64_t elapsed = run.last_ns() - run.first_ns();
@@ -372,8 +374,10 @@ int RunRx(Run& run) {
     uint64_t lost = rx.sequence().lost(o.count);
     uint64_t ooo = rx.sequence().out_of_order();
     j.Add("lost", lost).Add("out_of_order", ooo).Add("corrupted", rx.corrupted());
+    j.Add("foreign", rx.foreign());
     text += "\n  verified: " + std::to_string(lost) + " lost, " + std::to_string(ooo) +
-            " out of order, " + std::to_string(rx.corrupted()) + " corrupted";
+            " out of order, " + std::to_string(rx.corrupted()) + " corrupted, " +
+            std::to_string(rx.foreign()) + " foreign frames ignored";
     if (rx.corrupted()) text += "; first corrupted: " + rx.first_error();
     failed = failed || lost || ooo || rx.corrupted();
   }

@@ -44,6 +44,9 @@ class HarnessTest(unittest.TestCase):
         r = lab("--no-module", "--timeout", "40", "--", "sleep", "1000")
         self.assertEqual(r.returncode, 125)
         self.assertIn("timeout", r.stderr)
+        # Where the CPUs were: both idle in the kernel, named by symbol.
+        self.assertRegex(r.stderr, r"CPU 0: RIP 0xffffffff[0-9a-f]{8} \w+\+0x[0-9a-f]+")
+        self.assertRegex(r.stderr, r"CPU 1: RIP 0xffffffff[0-9a-f]{8} \w+\+0x[0-9a-f]+")
 
     def test_lost_timer_reruns_the_job_once(self):
         # The first VM prints what RCU says when the emulator stops a CPU's

@@ -92,6 +92,10 @@ for mod in $(param lab.modules | tr ',' ' '); do
 	loaded="$(basename "$mod" .ko) $loaded"
 done
 
+# This boot's text symbols (the modules loaded so far included), for
+# lab.py to name where the CPUs were if the VM stops answering.
+grep ' [tT] ' /proc/kallsyms > /results/kallsyms 2>/dev/null &
+
 echo "LAB: job start" > /dev/kmsg
 echo "LAB: job start"
 chroot /host /bin/sh /tmp/lab-results/job.sh < /dev/null 2>&1 | tee /results/output

@@ -23,6 +23,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,7 @@ def tmp_tops(candidates):
     return keep
 
 
-def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root):
+def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root, monitor):
     modules = ",".join(str(Path(m).resolve()) for m in args.module)
     # no_timer_check: under a loaded host, TCG can miss the boot-time check
     # of the IO-APIC timer and the kernel panics before init runs.
@@ -173,7 +174,8 @@ def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root):
     cmd = ["qemu-system-x86_64", *accel, "-smp", str(args.smp), "-m", str(args.memory),
            "-kernel", str(vmlinuz), "-initrd", str(initramfs),
            "-append", " ".join(append),
-           "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+           "-nodefaults", "-display", "none", "-serial", "stdio",
+           "-monitor", f"unix:{monitor},server=on,wait=off",
            "-no-reboot",
            "-virtfs", "local,path=/,mount_tag=host,security_model=passthrough,"
                       "readonly=on,multidevs=remap",
@@ -258,7 +260,7 @@ def run_vm(args, level):
     keep = args.results is not None
     results = Path(args.results or tempfile.mkdtemp(prefix=f"lab{level}-"))
     results.mkdir(parents=True, exist_ok=True)
-    for stale in ("rc", "status", "dmesg", "output"):
+    for stale in ("rc", "status", "dmesg", "output", "kallsyms"):
         (results / stale).unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
     env.update(kv.split("=", 1) for kv in args.env)
@@ -270,7 +272,9 @@ def run_vm(args, level):
         env["LAB_DEADLINE"] = f"{time.time() + args.timeout:.0f}"
     write_job(results, args.command, env, os.getcwd())
 
-    cmd = qemu_command(args, level, results, initramfs, vmlinuz, root / "lib" / "modules")
+    monitor = Path(tempfile.mkdtemp(prefix="labmon-")) / "monitor.sock"
+    cmd = qemu_command(args, level, results, initramfs, vmlinuz, root / "lib" / "modules",
+                       monitor)
     if args.verbose:
         print("lab:", shlex.join(cmd), file=sys.stderr)
     log = []
@@ -285,12 +289,16 @@ def run_vm(args, level):
         try:
             proc.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
+            try:
+                cpus = vcpu_report(monitor, results / "kallsyms")
+            except Exception as err:  # a report, never a reason to keep the VM
+                cpus = f"\n(no CPU state: {err!r})\n"
             proc.kill()
             proc.wait()
             reader.join()
             raise LabError(f"timeout: the level-{level} VM did not finish within "
                            f"{args.timeout} s; last console lines:\n" + "".join(log[-40:])
-                           + job_output_tail(results))
+                           + cpus + job_output_tail(results))
         reader.join()
         if timer_lost.is_set():
             raise TimerLost(f"the level-{level} VM lost its timer interrupts after "
@@ -336,8 +344,59 @@ def run_vm(args, level):
                   file=sys.stderr)
         return rc
     finally:
+        shutil.rmtree(monitor.parent, ignore_errors=True)
         if not keep:
             shutil.rmtree(results, ignore_errors=True)
+
+
+def kernel_symbol(address, kallsyms):
+    """"name+0xoff [module]" of a kernel text address, from the VM's own
+    /proc/kallsyms (init.sh copies it); None if it is not known."""
+    best = None
+    try:
+        with open(kallsyms) as f:
+            for line in f:
+                fields = line.split()
+                value = int(fields[0], 16)
+                if value <= address and (best is None or value > best[0]):
+                    best = (value, " ".join(fields[2:]))
+    except (OSError, ValueError, IndexError):
+        return None
+    if best is None or address - best[0] > 0x100000:
+        return None
+    name, _, module = best[1].partition(" ")
+    return f"{name}+{address - best[0]:#x}" + (f" {module}" if module else "")
+
+
+def vcpu_report(monitor, kallsyms):
+    """What each virtual CPU of a VM that stopped answering was doing: its
+    instruction pointer (as a kernel symbol when it is one), read through
+    QEMU's monitor. Tells a CPU idle without timer interrupts from one
+    spinning in the kernel."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(monitor))
+            s.sendall(b"info registers -a\n")
+            data, deadline = b"", time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+                if data.count(b"RIP=") >= 1 and data.rstrip().endswith(b"(qemu)"):
+                    break
+    except OSError as err:
+        return f"\n(no CPU state: monitor: {err})\n"
+    lines = []
+    for cpu, rip in enumerate(re.findall(rb"RIP=([0-9a-f]{16})", data)):
+        address = int(rip, 16)
+        where = kernel_symbol(address, kallsyms) if address >= 1 << 63 else "user space"
+        lines.append(f"  CPU {cpu}: RIP {address:#018x} {where or '(unknown)'}\n")
+    return "\nCPU state when stopped:\n" + "".join(lines) if lines else ""
 
 
 def job_output_tail(results, lines=30):

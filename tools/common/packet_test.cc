@@ -121,5 +121,27 @@ TEST(ReceiverTest, VerifiesAStream) {
   EXPECT_EQ(gen.packets(), 1000u);
 }
 
+TEST(ReceiverTest, IgnoresForeignFramesWhenVerifying) {
+  Generator gen(LengthSchedule(60, 60));
+  Receiver rx(/*verify=*/true);
+  std::vector<uint8_t> buf(60), arp(60, 0);
+  arp[12] = 0x08;  // EtherType ARP: somebody else's traffic
+  arp[13] = 0x06;
+  EXPECT_FALSE(rx.Receive(arp.data(), arp.size()));
+  for (int i = 0; i < 3; ++i) {
+    uint32_t len = gen.Next(buf.data(), 5);
+    EXPECT_TRUE(rx.Receive(buf.data(), len));
+  }
+  EXPECT_EQ(rx.packets(), 3u);
+  EXPECT_EQ(rx.foreign(), 1u);
+  EXPECT_EQ(rx.corrupted(), 0u);
+  EXPECT_EQ(rx.sequence().lost(3), 0u);
+
+  Receiver plain(/*verify=*/false);  // without verification every frame counts
+  EXPECT_TRUE(plain.Receive(arp.data(), arp.size()));
+  EXPECT_EQ(plain.packets(), 1u);
+  EXPECT_EQ(plain.foreign(), 0u);
+}
+
 }  // namespace
 }  // namespace ptools

@@ -69,26 +69,38 @@ class Receiver {
   explicit Receiver(bool verify) : verify_(verify) {}
 
   // Accounts one received frame; with verification, checks it fully.
-  void Receive(const uint8_t* frame, size_t len) {
+  // Returns false for a frame that is not a test packet at all (another
+  // sender's traffic on a shared switch, say): with verification it is
+  // counted as foreign only, neither received nor corrupted.
+  bool Receive(const uint8_t* frame, size_t len) {
+    PacketInfo info;
+    PacketError err = PacketError::kNone;
+    if (verify_) {
+      err = ParsePacket(frame, len, /*verify_checksums=*/true, &info);
+      if (err == PacketError::kNotOurs) {
+        ++foreign_;
+        return false;
+      }
+    }
     ++packets_;
     bytes_ += len;
-    if (!verify_) return;
-    PacketInfo info;
-    PacketError err = ParsePacket(frame, len, /*verify_checksums=*/true, &info);
+    if (!verify_) return true;
     if (err != PacketError::kNone) {
       if (corrupted_++ == 0) {
         first_error_ = "packet " + std::to_string(packets_ - 1) + " (" + std::to_string(len) +
                        " bytes): " + std::string(PacketErrorName(err));
       }
-      return;
+      return true;
     }
     sequence_.Observe(info.seq);
+    return true;
   }
 
   bool verify() const { return verify_; }
   uint64_t packets() const { return packets_; }
   uint64_t bytes() const { return bytes_; }
   uint64_t corrupted() const { return corrupted_; }
+  uint64_t foreign() const { return foreign_; }
   const SequenceChecker& sequence() const { return sequence_; }
   // Describes the first corrupted packet, for the report.
   const std::string& first_error() const { return first_error_; }
@@ -98,6 +110,7 @@ class Receiver {
   uint64_t packets_ = 0;
   uint64_t bytes_ = 0;
   uint64_t corrupted_ = 0;
+  uint64_t foreign_ = 0;
   SequenceChecker sequence_;
   std::string first_error_;
 };

@@ -12,17 +12,16 @@ Test tooling for the e2e scenarios; the product's server is the agent's.
 
 import argparse
 import ctypes
-import fcntl
 import mmap
 import os
 import socket
 import struct
 import sys
 
-NIOCCTRL = 0xC0586997
-NETMAP_API = 14
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import ptkern  # noqa: E402  (nm_ctrl, pt_detach)
+
 REQ_PT_ATTACH = 0x120
-REQ_PT_DETACH = 0x121
 MAX_VECTORS = 33
 
 
@@ -36,14 +35,8 @@ def attach(name, port, mac, rings, memfd, shm, kicks, irqs, flags=0):
     shm_addr = ctypes.addressof(ctypes.c_char.from_buffer(shm))
     struct.pack_into("<QQiIIHHIII", body, 0, shm_addr, ctypes.addressof(peer), memfd,
                      1, flags, rings, rings, 256, 256, 1500)
-    request(REQ_PT_ATTACH, name, ctypes.addressof(body))
+    ptkern.nm_ctrl(REQ_PT_ATTACH, name, body)
     return struct.unpack_from("<QQQ", body, 48)
-
-
-def request(reqtype, name, body=0):
-    hdr = bytearray(struct.pack("<HHI64sQQ", NETMAP_API, reqtype, 0, name.encode(), 0, body))
-    with open("/dev/netmap", "rb", buffering=0) as dev:
-        fcntl.ioctl(dev.fileno(), NIOCCTRL, hdr, True)
 
 
 def main():
@@ -88,7 +81,7 @@ def main():
         send(1, fd)
     conn.recv(1)                  # until QEMU goes away
     # The attachment would outlive us (that is its point); a test cleans up.
-    request(REQ_PT_DETACH, args.name)
+    ptkern.pt_detach(args.name)
     print(f"detached {args.name}", flush=True)
     return 0
 

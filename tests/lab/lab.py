@@ -387,7 +387,7 @@ def vcpu_report(monitor, kallsyms):
                 if not chunk:
                     break
                 data += chunk
-                if data.count(b"RIP=") >= 1 and data.rstrip().endswith(b"(qemu)"):
+                if b"RIP=" in data and data.rstrip().endswith(b"(qemu)"):
                     break
     except OSError as err:
         return f"\n(no CPU state: monitor: {err})\n"

@@ -132,7 +132,6 @@ def main(argv):
                 print(f"port {name}: {err.strerror}", file=sys.stderr)
                 status = 1
         return status
-    print(__doc__.strip().splitlines()[-3:][0].strip(), file=sys.stderr)
     print("usage: ptkern.py stats PORT... | ptkern.py ports", file=sys.stderr)
     return 2
 

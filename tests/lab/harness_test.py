@@ -12,6 +12,10 @@ from pathlib import Path
 
 LAB = Path(__file__).resolve().parent / "lab.py"
 MODULE = os.environ.get("PTNETMAP_KO", "")
+TESTDATA = LAB.parent / "testdata"
+
+sys.path.insert(0, str(LAB.parent))
+import lab as harness  # noqa: E402  (the module under test, found next to this file)
 
 
 def lab(*args, timeout=240):
@@ -91,6 +95,78 @@ class HarnessTest(unittest.TestCase):
         self.assertIn("cut to", r.stdout)
         self.assertIn("the level-2 VM did not finish", r.stdout)
         self.assertNotIn("the level-1 VM did not finish", r.stderr)
+
+
+    def test_silent_reset_of_a_nested_guest_names_where_its_cpus_were(self):
+        # A level-2 guest that resets with nothing on its console (what a
+        # triple fault looks like): reported as a reset, with the register
+        # state at that moment and the instruction pointer by symbol.
+        r = lab("--no-module", "--kvm", "--timeout", "300", "--", sys.executable, str(LAB),
+                "guest", "--quiet", "--timeout", "200", "--",
+                "sh", "-c", "echo b > /proc/sysrq-trigger; sleep 100", timeout=400)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn("the level-2 VM reset before the job finished", r.stdout)
+        self.assertIn("CPU state at the reset", r.stdout)
+        self.assertRegex(r.stdout, r"CPU 0: RIP 0xffffffff[0-9a-f]{8} \w+\+0x[0-9a-f]+")
+        self.assertRegex(r.stdout, r"CR0=[0-9a-f]+ CR2=[0-9a-f]+")
+        # The kernel restarted itself: a real failure, never run again.
+        self.assertNotIn("running the job again", r.stderr)
+
+    def test_emulator_fault_in_a_nested_guest_reruns_the_whole_job(self):
+        # What a level-2 guest's harness leaves when the emulator reset it:
+        # the lab VM's harness runs the whole job once more (its host side
+        # included), and says why.
+        job = ('if [ -e "$LAB_RESULTS/first" ]; then echo second run; exit 0; fi; '
+               'touch "$LAB_RESULTS/first"; '
+               'echo "the level-2 VM reset silently" > "$LAB_RESULTS/emulator-faults"; '
+               "exit 1")
+        with tempfile.TemporaryDirectory(dir="/tmp") as results:
+            r = lab("--no-module", "--results", results, "--", "sh", "-c", job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("met a fault of the emulator", r.stderr)
+        self.assertIn("the level-2 VM reset silently", r.stderr)
+        self.assertIn("running the job again", r.stderr)
+        self.assertIn("second run", r.stdout)
+
+
+
+class EmulatorFaultTest(unittest.TestCase):
+    """What the harness runs again (the emulator's fault) and what it never
+    does (anything else that crashes a VM)."""
+
+    def test_timer_interrupts_nested_until_the_stack_overflowed(self):
+        # The lab VM's log from such a crash (2026-11-25).
+        log = (TESTDATA / "irq_stack_overflow.log").read_text()
+        self.assertTrue(harness.interrupt_taken_while_masked(log))
+
+    def test_the_same_with_our_module_in_the_trace_is_ours(self):
+        log = (TESTDATA / "irq_stack_overflow.log").read_text()
+        log += "[   47.937030]  ? ptnh_worker+0x3c/0x2a0 [ptnetmap]\n"
+        self.assertFalse(harness.interrupt_taken_while_masked(log))
+
+    def test_a_silent_reset_elsewhere_is_the_emulators(self):
+        state = ("CPU state at the reset:\n"
+                 "  CPU 0: RIP 0xffffffff8c0f1a2b native_safe_halt+0xb\n"
+                 "  CPU 1: RIP 0xffffffff8c4a0c17 copy_page+0x7\n")
+        self.assertTrue(harness.silent_reset_is_emulators(state))
+        self.assertTrue(harness.silent_reset_is_emulators(""))
+
+    def test_a_reset_the_kernel_asked_for_is_not(self):
+        state = ("CPU state at the reset:\n  CPU 0: RIP 0xffffffff8c06b5c5 "
+                 "native_machine_emergency_restart+0x175\n")
+        self.assertFalse(harness.silent_reset_is_emulators(state))
+
+    def test_a_reset_inside_our_module_is_ours(self):
+        state = ("CPU state at the reset:\n  CPU 1: RIP 0xffffffffc0a1b2c3 "
+                 "ptnm_guest_rxsync+0x1c [ptnetmap]\n")
+        self.assertFalse(harness.silent_reset_is_emulators(state))
+
+    def test_an_ordinary_crash_is_not_the_emulators(self):
+        log = ("[    9.1] sysrq: Trigger a crash\n"
+               "[    9.1] Kernel panic - not syncing: sysrq triggered crash\n"
+               "[    9.1] Call Trace:\n[    9.1]  <TASK>\n"
+               "[    9.1]  sysrq_handle_crash+0x16/0x20\n")
+        self.assertFalse(harness.interrupt_taken_while_masked(log))
 
 
 if __name__ == "__main__":

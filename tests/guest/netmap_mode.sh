@@ -22,6 +22,7 @@
 # Usage: netmap_mode.sh BUILD_DIR (in the lab VM: lab.py run --kvm).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../e2e/lib.sh"
 build=${1:?usage: netmap_mode.sh BUILD_DIR}
 ptgen=$build/tools/ptgen
 mac=02:50:54:4e:4d:11
@@ -45,11 +46,7 @@ cpu_ticks() {
 
 guest_side() {
 	fail() { echo "FAIL: $*"; dmesg | tail -15; exit 1; }
-	ifname=""
-	for dev in /sys/class/net/*; do
-		[ "$(cat "$dev/address")" = "$mac" ] && ifname=$(basename "$dev")
-	done
-	[ -n "$ifname" ] || fail "no ptnetmap interface in the guest"
+	ifname=$(ifname_of "$mac") || fail "no ptnetmap interface in the guest"
 	pci=$(basename "$(readlink -f "/sys/class/net/$ifname/device")")
 	# Only ptgen's packets may reach the verifying receivers: no IPv6
 	# chatter, no ARP (static neighbours on both sides).
@@ -135,11 +132,7 @@ guest_side() {
 	wait "$rx" && fail "ptgen rx succeeded on a device that went away"
 	echo "guest: after unbind ptgen rx stopped: $(tail -1 "$tmp/rx6.err")"
 	echo "$pci" >/sys/bus/pci/drivers/ptnetmap/bind || fail "bind again"
-	found=""
-	for dev in /sys/class/net/*; do
-		[ "$(cat "$dev/address")" = "$mac" ] && found=$(basename "$dev")
-	done
-	[ -n "$found" ] || fail "no interface after binding the device again"
+	found=$(ifname_of "$mac") || fail "no interface after binding the device again"
 	ip link set "$found" up || fail "START refused after rebinding"
 	echo "guest: rebound as $found, up"
 	exit 0

@@ -161,6 +161,15 @@ class EmulatorFaultTest(unittest.TestCase):
                  "ptnm_guest_rxsync+0x1c [ptnetmap]\n")
         self.assertFalse(harness.silent_reset_is_emulators(state))
 
+    def test_a_cpu_looping_on_int3_at_its_handler_is_the_emulators(self):
+        # Where the lab VM's CPUs were at a soft lockup (2026-11-25).
+        stuck = ("CPU state when stopped:\n"
+                 "  CPU 0: RIP 0xffffffff9d800ba0 asm_exc_int3+0x0\n"
+                 "  CPU 1: RIP 0xffffffff9cd70441 smp_call_function_many_cond+0xf1\n")
+        self.assertTrue(harness.INT3_LOOP.search(stuck))
+        later = stuck.replace("asm_exc_int3+0x0", "asm_exc_int3+0x1c")
+        self.assertFalse(harness.INT3_LOOP.search(later))
+
     def test_an_ordinary_crash_is_not_the_emulators(self):
         log = ("[    9.1] sysrq: Trigger a crash\n"
                "[    9.1] Kernel panic - not syncing: sysrq triggered crash\n"

@@ -199,16 +199,21 @@ TIMER_LOST = re.compile(r"rcu: .*kthread timer wakeup didn't happen")
 EMULATOR_FAULT_RETRIES = 1
 
 
-def stream_console(proc, log, echo, timer_lost):
+def stream_console(proc, log, echo, timer_lost, on_lockup):
     """Copy the VM's console to `log`, echoing the job's part as it comes.
-    Kills the VM and sets `timer_lost` when its timer interrupts stop."""
+    Kills the VM and sets `timer_lost` when its timer interrupts stop; calls
+    on_lockup() at the first soft lockup the VM's kernel reports."""
     in_job = False
+    lockup = False
     for raw in iter(proc.stdout.readline, b""):
         line = raw.decode(errors="replace").replace("\r", "")
         log.append(line)
         if TIMER_LOST.search(line) and not timer_lost.is_set():
             timer_lost.set()
             proc.kill()
+        if SOFT_LOCKUP.search(line) and not lockup:
+            lockup = True
+            on_lockup()
         if line.startswith("LAB: job start"):
             in_job = True
             continue
@@ -264,6 +269,22 @@ def silent_reset_is_emulators(cpu_state):
                          r"|kernel_restart|panic)\w*\+0x", cpu_state)
 
 
+# TCG now and then leaves a CPU taking the breakpoint exception at the first
+# instruction of the breakpoint handler itself, for good: seen as KVM started
+# a nested guest, which patches kernel code (text_poke_bp writes an int3 at
+# the site, then waits for every CPU with an IPI, so the other CPU soft-locks
+# in smp_call_function_many_cond). The CPU's state, read through the monitor
+# once the kernel reports the lockup, tells it from a lockup of ours.
+SOFT_LOCKUP = re.compile(r"watchdog: BUG: soft lockup")
+INT3_LOOP = re.compile(r"RIP 0x[0-9a-f]+ asm_exc_int3\+0x0\b")
+
+
+def int3_fault(level, log, cpus):
+    return EmulatorFault(f"a CPU of the level-{level} VM loops on the breakpoint exception "
+                         "at its handler's first instruction; last console lines:\n"
+                         + "".join(log[-20:]) + cpus)
+
+
 def interrupt_taken_while_masked(trouble):
     """True for a kernel crash in which timer interrupts nested inside timer
     interrupt handlers until the interrupt stack overflowed. Linux runs hard
@@ -316,8 +337,16 @@ def run_vm(args, level):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     timer_lost = threading.Event()
+    int3_loop = []
+
+    def on_lockup():
+        cpus = vcpu_report(monitor, results / "kallsyms")
+        if INT3_LOOP.search(cpus):
+            int3_loop.append(cpus)
+            proc.kill()
+
     reader = threading.Thread(target=stream_console,
-                              args=(proc, log, not args.quiet, timer_lost))
+                              args=(proc, log, not args.quiet, timer_lost, on_lockup))
     reader.start()
     reset_report = []
     watcher = threading.Thread(target=watch_shutdown,
@@ -335,11 +364,17 @@ def run_vm(args, level):
             proc.kill()
             proc.wait()
             reader.join()
+            if INT3_LOOP.search(cpus):
+                int3_loop.append(cpus)
+            if int3_loop:
+                raise int3_fault(level, log, int3_loop[0])
             raise LabError(f"timeout: the level-{level} VM did not finish within "
                            f"{args.timeout} s; last console lines:\n" + "".join(log[-40:])
                            + cpus + job_output_tail(results))
         reader.join()
         watcher.join(timeout=10)
+        if int3_loop:
+            raise int3_fault(level, log, int3_loop[0])
         if timer_lost.is_set():
             raise TimerLost(f"the level-{level} VM lost its timer interrupts after "
                             f"{time.monotonic() - started:.0f} s:\n"

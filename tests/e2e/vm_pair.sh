@@ -14,9 +14,8 @@
 # (tests/e2e/netcheck.py checks byte count and SHA-256) and measures TCP
 # round trips over each path. Then both guests put their ptnetmap interfaces
 # in netmap mode and run ptgen on them (the host ports' own rings, zero copy
-# from guest to host port): a million verified packets B -> A through the
-# pipe (none may be lost) and ping/pong round trips over the pipe, blocking
-# and busy-waiting; then a million packets B -> A over vale0, as fast as B
+# from guest to host port): two million verified packets B -> A through the
+# pipe (none may be lost), two million B -> A over vale0, as fast as B
 # sends them. A switch does not hold its sender back: what finds guest A's
 # ring full is dropped and counted, so there every packet must be accounted
 # for: received by A verified and in order, or counted by vale0 as a
@@ -25,7 +24,8 @@
 # paces guest B (ptgen -r). Results are printed as "RESULT <path> <json>"
 # lines, the attachments' counters as "counters <json>"; damage, reordering,
 # any loss on the pipe, packets vale0 lost without counting them, or vale0
-# delivering under 5% fails the test.
+# delivering under 5% fails the test. Last, ping/pong round trips over the
+# pipe, blocking and busy-waiting.
 #
 #   vm_pair.sh BUILD_DIR [--results DIR]   (DIR gets results.txt, counters.txt)
 set -u
@@ -41,8 +41,8 @@ mac_vn_a=02:50:56:00:00:0a
 mac_vn_b=02:50:56:00:00:0b
 mb=${PAIR_MB:-16}
 ptgen=$build/tools/ptgen
-pipe_count=${PAIR_PIPE_PACKETS:-1000000}
-vale_count=${PAIR_VALE_PACKETS:-1000000}
+pipe_count=${PAIR_PIPE_PACKETS:-2000000}
+vale_count=${PAIR_VALE_PACKETS:-2000000}
 vale_rate=${PAIR_VALE_RATE:-}
 # Both guests share one lab CPU, and an unpaced sender outruns a copying
 # switch's receiver (a quarter arrived in earlier runs). 5% separates a
@@ -244,7 +244,7 @@ guest() {  # guest A|B ROLE
 		-- "$here/vm_pair.sh" "$build" "$2"
 }
 
-# vale0's counters right before the million packets over it.
+# vale0's counters right before the two million packets over it.
 if [ "$vale_count" -gt 0 ]; then
 	(
 		$netcheck serve --port 5005 >/dev/null

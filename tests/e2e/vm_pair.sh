@@ -52,7 +52,6 @@ pings=${PAIR_PINGS:-2000}
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-
 iface_up() {  # iface_up MAC IP WHAT
 	dev=""
 	for _ in $(seq 20); do dev=$(ifname_of "$1") && break; sleep 0.2; done

@@ -14,7 +14,6 @@ mac=02:50:54:4e:4d:07
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-
 if [ "${2:-}" = --inside ]; then
 	ifname=$(ifname_of "$mac") || fail "no ptnetmap interface in the guest"
 	ip addr add 10.99.0.1/24 dev "$ifname"

@@ -255,6 +255,10 @@ class TimerLost(EmulatorFault):
     """The VM's timer interrupts stopped on one CPU (see TIMER_LOST)."""
 
 
+# How a kernel log or a symbolized address shows code of our module.
+OUR_MODULE = "[ptnetmap"
+
+
 def silent_reset_is_emulators(cpu_state):
     """Whether a level-2 guest that reset with no panic or oops on its
     console (`cpu_state` being vcpu_report's account of the reset) was reset
@@ -263,7 +267,7 @@ def silent_reset_is_emulators(cpu_state):
     are real failures. Anything else is a triple fault at a random place,
     which the lab meets now and then in nested guests under TCG's SVM (the
     lab VM's KVM itself has been seen to crash handling one)."""
-    if "[ptnetmap" in cpu_state:
+    if OUR_MODULE in cpu_state:
         return False
     return not re.search(r"(machine_restart|emergency_restart|machine_power_off"
                          r"|kernel_restart|panic)\w*\+0x", cpu_state)
@@ -294,7 +298,7 @@ def interrupt_taken_while_masked(trouble):
     periodic tick, in the process running a level-2 guest)."""
     return ("IRQ stack guard page was hit" in trouble
             and trouble.count("sysvec_apic_timer_interrupt") >= 4
-            and "[ptnetmap" not in trouble)
+            and OUR_MODULE not in trouble)
 
 
 # The knobs of the e2e tests (PAIR_VALE_PACKETS=N ctest -R e2e.vm_pair, ...):
@@ -385,8 +389,7 @@ def run_vm(args, level):
         if args.console_log:
             Path(args.console_log).write_text(console)
 
-        status_file = results / "status"
-        status = status_file.read_text().strip() if status_file.exists() else ""
+        status = job_status(results)
         dmesg_file = results / "dmesg"
         dmesg = dmesg_file.read_text(errors="replace") if dmesg_file.exists() else ""
         if not status:
@@ -505,8 +508,8 @@ def vcpu_report(monitor, kallsyms, title="CPU state when stopped", raw=False):
 def watch_shutdown(proc, monitor, results, kallsyms, report):
     """QEMU pauses rather than exits when its VM powers off or resets
     (-action shutdown=pause). Polls for that; when the job has not written
-    its status (a reset: a triple fault, or a panic), stores the CPUs'
-    state at that moment in report[0]. Then ends QEMU."""
+    its status (a reset: a triple fault, or a panic), appends the CPUs'
+    state at that moment to `report`. Then ends QEMU."""
     status = ""
     while proc.poll() is None:
         time.sleep(0.5)
@@ -516,17 +519,23 @@ def watch_shutdown(proc, monitor, results, kallsyms, report):
             continue
         if "paused" not in status and "shutdown" not in status:
             continue
-        finished = (results / "status").exists() and (results / "status").read_text().strip()
-        if not finished:
+        if not job_status(results):
             report.append(vcpu_report(monitor, kallsyms, "CPU state at the reset", raw=True))
         try:
             monitor_command(monitor, "quit", timeout=2)
         except OSError:
             pass
         return
-    if not ((results / "status").exists() and (results / "status").read_text().strip()):
+    if not job_status(results):
         last = status.strip().splitlines()[-2:] if status else ["(none)"]
         report.append(f"\nQEMU exited by itself, not paused; its last status: {last}\n")
+
+
+def job_status(results):
+    """What init.sh wrote as the VM's end ("ok", "lab-error: ..."); empty
+    while the VM has not got there."""
+    status = results / "status"
+    return status.read_text().strip() if status.exists() else ""
 
 
 def job_output_tail(results, lines=30):

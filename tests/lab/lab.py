@@ -273,20 +273,24 @@ def silent_reset_is_emulators(cpu_state):
                          r"|kernel_restart|panic)\w*\+0x", cpu_state)
 
 
-# TCG now and then leaves a CPU taking the breakpoint exception at the first
-# instruction of the breakpoint handler itself, for good: seen as KVM started
-# a nested guest, which patches kernel code (text_poke_bp writes an int3 at
-# the site, then waits for every CPU with an IPI, so the other CPU soft-locks
-# in smp_call_function_many_cond). The CPU's state, read through the monitor
-# once the kernel reports the lockup, tells it from a lockup of ours.
+# TCG now and then fails the kernel's live patching of its own code. KVM
+# starting a guest flips static keys: text_poke_bp writes an int3 at each
+# site, then waits with an IPI for every CPU (so the patching CPU spins in
+# smp_call_function_many_cond). Two ways it was seen to end, for good: a CPU
+# taking the breakpoint exception at the first instruction of the handler
+# itself (INT3_LOOP, reported by the kernel as the other CPU's soft lockup),
+# and a CPU held on the int3 of the site, taking neither it nor the IPI (no
+# soft lockup report: the VM runs into its timeout). The CPUs' state, read
+# through the monitor at the lockup or the timeout, tells them from a
+# lockup of ours (stuck_cpus_report).
 SOFT_LOCKUP = re.compile(r"watchdog: BUG: soft lockup")
 INT3_LOOP = re.compile(r"RIP 0x[0-9a-f]+ asm_exc_int3\+0x0\b")
 
 
 def int3_fault(level, log, cpus):
-    return EmulatorFault(f"a CPU of the level-{level} VM loops on the breakpoint exception "
-                         "at its handler's first instruction; last console lines:\n"
-                         + "".join(log[-20:]) + cpus)
+    return EmulatorFault(f"a CPU of the level-{level} VM is stuck on a breakpoint (the "
+                         "emulator failed the kernel's code patching); last console "
+                         "lines:\n" + "".join(log[-20:]) + cpus)
 
 
 def interrupt_taken_while_masked(trouble):
@@ -344,8 +348,8 @@ def run_vm(args, level):
     int3_loop = []
 
     def on_lockup():
-        cpus = vcpu_report(monitor, results / "kallsyms")
-        if INT3_LOOP.search(cpus):
+        cpus, emulators = stuck_cpus_report(monitor, results / "kallsyms")
+        if emulators:
             int3_loop.append(cpus)
             proc.kill()
 
@@ -362,13 +366,13 @@ def run_vm(args, level):
             proc.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
             try:
-                cpus = vcpu_report(monitor, results / "kallsyms")
+                cpus, emulators = stuck_cpus_report(monitor, results / "kallsyms")
             except Exception as err:  # a report, never a reason to keep the VM
-                cpus = f"\n(no CPU state: {err!r})\n"
+                cpus, emulators = f"\n(no CPU state: {err!r})\n", False
             proc.kill()
             proc.wait()
             reader.join()
-            if INT3_LOOP.search(cpus):
+            if emulators:
                 int3_loop.append(cpus)
             if int3_loop:
                 raise int3_fault(level, log, int3_loop[0])
@@ -461,14 +465,15 @@ def kernel_symbol(address, kallsyms):
 
 
 def monitor_command(monitor, command, timeout=5):
-    """One command to QEMU's human monitor; its answer as text."""
+    """Commands (one per line) to QEMU's human monitor; the answers as text."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(monitor))
         s.sendall(command.encode() + b"\n")
         data, deadline = b"", time.monotonic() + timeout
-        # The banner's prompt, then the answer's.
-        while data.count(b"(qemu)") < 2 and time.monotonic() < deadline:
+        # The banner's prompt, then one after each answer.
+        prompts = 2 + command.count("\n")
+        while data.count(b"(qemu)") < prompts and time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
             except socket.timeout:
@@ -479,20 +484,41 @@ def monitor_command(monitor, command, timeout=5):
     return data.decode(errors="replace")
 
 
-def vcpu_report(monitor, kallsyms, title="CPU state when stopped", raw=False):
+def cpu_snapshot(monitor):
+    """Each virtual CPU's instruction pointer and the first bytes of the
+    code there (None where unreadable), and the monitor's whole register
+    dump. Raises OSError when the monitor does not answer."""
+    data = monitor_command(monitor, "info registers -a")
+    cpus = []
+    for cpu, rip in enumerate(re.findall(r"RIP=([0-9a-f]{16})", data)):
+        address = int(rip, 16)
+        code = None
+        if address >= 1 << 63:
+            # `x` reads through the monitor's current CPU's page tables.
+            dump = monitor_command(monitor, f"cpu {cpu}\nx /8bx {address:#x}")
+            found = re.findall(r"^[0-9a-f]+:((?: +0x[0-9a-f]{2})+)", dump, re.M)
+            if found:
+                code = bytes(int(b, 16) for b in found[0].split())
+        cpus.append((address, code))
+    return cpus, data
+
+
+def vcpu_report(monitor, kallsyms, title="CPU state when stopped", raw=False,
+                snapshot=None):
     """What each virtual CPU of a VM was doing: its instruction pointer (as a
-    kernel symbol when it is one), read through QEMU's monitor. Tells a CPU
+    kernel symbol when it is one) and the code there, read through QEMU's
+    monitor (or taken from `snapshot`, cpu_snapshot's answer). Tells a CPU
     idle without timer interrupts from one spinning in the kernel; with raw,
     the whole register dump follows."""
     try:
-        data = monitor_command(monitor, "info registers -a")
+        cpus, data = snapshot or cpu_snapshot(monitor)
     except OSError as err:
         return f"\n(no CPU state: monitor: {err})\n"
     lines = []
-    for cpu, rip in enumerate(re.findall(r"RIP=([0-9a-f]{16})", data)):
-        address = int(rip, 16)
+    for cpu, (address, code) in enumerate(cpus):
         where = kernel_symbol(address, kallsyms) if address >= 1 << 63 else "user space"
-        lines.append(f"  CPU {cpu}: RIP {address:#018x} {where or '(unknown)'}\n")
+        text = f" [{code.hex(' ')}]" if code else ""
+        lines.append(f"  CPU {cpu}: RIP {address:#018x} {where or '(unknown)'}{text}\n")
     if not lines:
         return f"\n(no CPU state in the monitor's answer: {data[-300:]!r})\n"
     dump = ""
@@ -503,6 +529,40 @@ def vcpu_report(monitor, kallsyms, title="CPU state when stopped", raw=False):
                          ("QEMU", "(qemu)", "DR", "FCW", "FPR", "XMM", "YMM", "ZMM"))]
         dump = "".join(f"    {line}\n" for line in registers)
     return f"\n{title}:\n" + "".join(lines) + dump
+
+
+INT3 = 0xcc
+
+
+def held_at_breakpoint(snapshots):
+    """The CPUs that sat on an int3 instruction in every one of
+    `snapshots` (cpu_snapshot's lists, taken a moment apart). A CPU takes
+    the breakpoint exception as soon as it reaches one, so one that stays
+    there is not executing: TCG failing the kernel's live patching of its
+    own code (text_poke_bp puts an int3 at the site, then waits with an IPI
+    for every CPU, the held one included)."""
+    first = snapshots[0]
+    return [cpu for cpu, (address, code) in enumerate(first)
+            if code and code[0] == INT3
+            and all(len(s) > cpu and s[cpu][0] == address for s in snapshots[1:])]
+
+
+def stuck_cpus_report(monitor, kallsyms):
+    """vcpu_report of a VM that stopped making progress, and whether its
+    CPUs show the emulator's fault with the breakpoint (INT3_LOOP, or a CPU
+    held at an int3: held_at_breakpoint)."""
+    try:
+        snapshots = [cpu_snapshot(monitor)]
+        for _ in range(2):
+            time.sleep(0.5)
+            snapshots.append(cpu_snapshot(monitor))
+    except OSError as err:
+        return f"\n(no CPU state: monitor: {err})\n", False
+    report = vcpu_report(monitor, kallsyms, snapshot=snapshots[-1])
+    held = held_at_breakpoint([cpus for cpus, _ in snapshots])
+    if held:
+        report += "".join(f"  CPU {cpu} stayed on that int3 for a second\n" for cpu in held)
+    return report, bool(held or INT3_LOOP.search(report))
 
 
 def watch_shutdown(proc, monitor, results, kallsyms, report):

@@ -350,7 +350,9 @@ class Vm:
                f"hostfwd=tcp:127.0.0.1:{self.prom_port}-:9090")
         cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max",
                "-smp", "2", "-m", "2048", "-kernel", str(self.vmlinuz), "-initrd", str(initramfs),
-               "-append", "console=ttyS0 panic=-1 no_timer_check quiet systemd.show_status=0",
+               # The lab VM's periodic tick, for the same reason (tests/lab/lab.py).
+               "-append", "console=ttyS0 panic=-1 no_timer_check quiet systemd.show_status=0 "
+                          "highres=off nohz=off",
                "-nodefaults", "-display", "none", "-serial", f"file:{self.work}/console.log",
                "-monitor", "none", "-no-reboot", "-device", "virtio-rng-pci",
                "-netdev", net, "-device", "virtio-net-pci,netdev=n0",

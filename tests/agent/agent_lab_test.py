@@ -33,10 +33,6 @@ import time
 import urllib.parse
 import urllib.request
 
-T0 = time.monotonic()
-FAILURES = []
-CHILDREN = []  # killed on the way out, so the module can unload after a failure
-
 SWITCH = "valeA"
 PORTS = ["p1", "p2"]
 PACKETS = 360000
@@ -45,21 +41,13 @@ METRICS = "127.0.0.1:9610"
 WORK = "/tmp/agentlab"
 
 
-def log(msg):
-    print(f"[lab.agent {time.monotonic() - T0:6.1f}s] {msg}", flush=True)
-
-
-def check(cond, what, detail=""):
-    log(("ok    " if cond else "FAIL  ") + what + ("" if cond or not detail else f": {detail}"))
-    if not cond:
-        FAILURES.append(what)
-    return cond
-
-
 # The kernel, directly: NIOCCTRL with VALE_LIST and PTNETMAP_REQ_PORT_STATS_GET
-# (tests/lib/ptkern.py, which other lab tests use as well).
+# (tests/lib/ptkern.py, which other lab tests use as well); how a lab test
+# reports its steps (tests/lib/steps.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ptkern import kernel_ports, kernel_stats  # noqa: E402
+import steps  # noqa: E402
+from steps import CHILDREN, check, log  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -336,19 +324,8 @@ def main():
           f"exit {down.returncode}: {down.stderr.strip()}")
     log(f"ptctl against the stopped agent said: {down.stderr.strip()}")
 
-    if FAILURES:
-        log(f"{len(FAILURES)} check(s) failed: " + "; ".join(FAILURES))
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
 
 
 if __name__ == "__main__":
-    try:
-        status = main()
-    finally:
-        for child in CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    sys.exit(status)
+    steps.run_main("lab.agent", main)

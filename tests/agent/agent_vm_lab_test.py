@@ -42,18 +42,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-import agent_lab_test as lab  # noqa: E402  (Agent, check, log, nm_ctrl, scrape, metric)
+import agent_lab_test as lab  # noqa: E402  (Agent, nm_ctrl, scrape, metric)
+import steps  # noqa: E402
+from steps import check, log  # noqa: E402
 
 lab.WORK = "/tmp/agentvm"
 lab.METRICS = "127.0.0.1:9612"
-check, log = lab.check, lab.log
 
 SWITCH, PIPE = "valeV", "ppV"
 PTNM_MAGIC = 0x4d4e5450
 PAGE = 4096
 MARK_OFFSET = PAGE - 8  # the end of ptnm_global.reserved: nothing reads it
 
-from ptkern import PTNETMAP_PT_SHARED, pt_detach, pt_info, pt_names  # noqa: E402,F401
+from ptkern import (PTNETMAP_PT_SHARED, pt_detach, pt_detach_all, pt_info,  # noqa: E402,F401
+                    pt_names)
 
 
 def wait_for(cond, seconds=10):
@@ -111,7 +113,7 @@ class QemuClient:
 def start_server(*cmd):
     """ptnm-ivshmem-server in the background, until it says "ready"."""
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, text=True)
-    lab.CHILDREN.append(proc)
+    steps.CHILDREN.append(proc)
     proc.lines = []
     for line in proc.stdout:
         proc.lines.append(line.rstrip())
@@ -283,25 +285,13 @@ def main():
     check(server.wait(30) == 0 and "detached pq" in rest and pt_names() == [],
           "on SIGTERM it detaches the attachment", rest)
 
-    if lab.FAILURES:
-        log(f"{len(lab.FAILURES)} check(s) failed: " + "; ".join(lab.FAILURES))
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
+
+
+def cleanup():
+    steps.stop_children()
+    pt_detach_all()  # so that the module can unload
 
 
 if __name__ == "__main__":
-    status = 1
-    try:
-        status = main()
-    finally:
-        for child in lab.CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        for name in pt_names():  # so that the module can unload
-            try:
-                pt_detach(name)
-            except OSError:
-                pass
-    sys.exit(status)
+    steps.run_main("lab.agent_vm", main, cleanup)

@@ -51,10 +51,11 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent
 sys.path.insert(0, str(SOURCE / "tests" / "lab"))
 import lab  # noqa: E402  (the lab kernel, its boot modules)
+sys.path.insert(0, str(SOURCE / "tests" / "lib"))
+import steps  # noqa: E402
+from steps import check, log  # noqa: E402
 
 CACHE = lab.CACHE / "deploy"
-T0 = time.monotonic()
-FAILURES = []
 
 INIT = r"""#!/bin/busybox sh
 # Mounts the test's root over 9p and starts systemd in it.
@@ -136,17 +137,6 @@ INVENTORY = """all:
     ansible_host: 127.0.0.1
     ptnetmap_agent_metrics_address: "127.0.0.1:9610"
 """
-
-
-def log(msg):
-    print(f"[fleet_vm {time.monotonic() - T0:6.1f}s] {msg}", flush=True)
-
-
-def check(cond, what, detail=""):
-    log(("ok    " if cond else "FAIL  ") + what + ("" if cond or not detail else f": {detail}"))
-    if not cond:
-        FAILURES.append(what)
-    return cond
 
 
 def sh(*cmd, **kw):
@@ -430,7 +420,7 @@ def run_vm(args, work, release, vmlinuz, debs):
     vm = Vm(work, release, vmlinuz)
     vm.make_key(work / "root")
     (work / "inventory.yml").write_text(vm.inventory())
-    deadline = T0 + args.timeout
+    deadline = steps.T0 + args.timeout
     env = dict(os.environ, ANSIBLE_CONFIG=str(SOURCE / "deploy/ansible/ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_LOCAL_TEMP=str(work / "ansible-local"))
@@ -589,12 +579,8 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    if FAILURES:
-        log(f"{len(FAILURES)} check(s) failed: " + "; ".join(FAILURES))
-        return 1
-    log(f"all checks passed in {time.monotonic() - T0:.0f} s")
-    return 0
+    return steps.verdict()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    steps.run_main("fleet_vm", main)

@@ -41,7 +41,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "../agent"))
-import agent_lab_test as lab  # noqa: E402  (Ptgen, metric, check, kernel_stats)
+import agent_lab_test as lab  # noqa: E402  (Ptgen, metric, kernel_stats)
+import steps  # noqa: E402  (on the path through agent_lab_test)
+from steps import check, log  # noqa: E402
 
 MONITORING = os.path.join(HERE, "../../deploy/ansible/roles/ptnetmap_monitoring/files")
 RULES = os.path.join(MONITORING, "rules/ptnetmap.rules.yml")
@@ -52,15 +54,6 @@ RATE_WINDOW = "15s"  # what $__rate_interval becomes: 15 scrapes at 1 s
 VARIABLES = {"$__rate_interval": RATE_WINDOW, "$__interval": "5s", "$__range": "1m",
              "$instance": ".*", "$switch": ".*", "$attachment": ".*"}
 SELECTOR = re.compile(r"\b((?:ptnetmap_[a-z0-9_]+)|up)\b\s*(\{[^}]*\})?")
-T0 = time.monotonic()
-
-
-def log(msg):
-    print(f"[deploy.queries {time.monotonic() - T0:6.1f}s] {msg}", flush=True)
-
-
-lab.log = log  # the shared helpers print with our prefix
-check = lab.check
 
 
 def free_port():
@@ -86,7 +79,7 @@ class Agent:
              f"--db_path={self.dir}/ptnetd.db", f"--ivshmem_dir={self.dir}/ivshmem",
              f"--metrics_address={self.metrics}"],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
-        lab.CHILDREN.append(self.proc)
+        steps.CHILDREN.append(self.proc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.proc.poll() is None:
             if self.ptctl("health").returncode == 0:
@@ -174,7 +167,7 @@ class Prometheus:
             ["/usr/bin/prometheus", f"--config.file={WORK}/prometheus.yml",
              f"--storage.tsdb.path={WORK}/prom", f"--web.listen-address={self.address}"],
             stdout=open(f"{WORK}/prometheus.log", "w"), stderr=subprocess.STDOUT)
-        lab.CHILDREN.append(self.proc)
+        steps.CHILDREN.append(self.proc)
 
     def api(self, path, **params):
         url = f"http://{self.address}/api/v1/{path}"
@@ -370,19 +363,8 @@ def main():
     for a in agents:
         a.proc.terminate()
         a.proc.wait(30)
-    if lab.FAILURES:
-        log(f"{len(lab.FAILURES)} check(s) failed: " + "; ".join(lab.FAILURES))
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
 
 
 if __name__ == "__main__":
-    try:
-        status = main()
-    finally:
-        for child in lab.CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    sys.exit(status)
+    steps.run_main("deploy.queries", main)

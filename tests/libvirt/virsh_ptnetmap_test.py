@@ -38,8 +38,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import virsh_shmem_test as shm  # noqa: E402  (the lab set-up of e2e.libvirt_shmem)
 
-from virsh_shmem_test import (DOMAIN, SWITCH, VM, URI, WORK, check, require, run,  # noqa: E402
-                              wait_for, log, results_file, host_pings)
+from virsh_shmem_test import (DOMAIN, SWITCH, VM, URI, WORK, run,  # noqa: E402
+                              wait_for, results_file, host_pings)
+import steps  # noqa: E402  (on the path through virsh_shmem_test)
+from steps import check, log, require  # noqa: E402
 
 LIBVIRT = None  # the patched build folder (libvirt/build.sh path)/build
 
@@ -62,7 +64,7 @@ def start_patched_libvirtd():
     out = open(WORK / "libvirtd.out", "w")
     proc = subprocess.Popen([LIBVIRT / "run", LIBVIRT / "src" / "libvirtd"],
                             stdout=out, stderr=subprocess.STDOUT)
-    shm.CHILDREN.append(proc)
+    steps.CHILDREN.append(proc)
     up = wait_for(lambda: proc.poll() is None and
                   virsh("version", timeout=120).returncode == 0, 150, 1)
     require(up, "the patched libvirtd serves qemu:///system",
@@ -166,7 +168,7 @@ def main():
     # 4. Hot-unplug under pings, hot-plug back.
     stream = subprocess.Popen(["busybox", "ping", "-i", "0.05", "-W", "1", shm.GUEST_IP],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    shm.CHILDREN.append(stream)
+    steps.CHILDREN.append(stream)
     time.sleep(2)
     r = virsh("detach-device", DOMAIN, WORK / "iface.xml", "--live", timeout=90)
     check(r.returncode == 0, "virsh detach-device --live of the interface", r.stdout + r.stderr)
@@ -203,24 +205,14 @@ def main():
     libvirtd.send_signal(signal.SIGTERM)
     libvirtd.wait(30)
 
-    if shm.FAILURES:
-        log(f"{len(shm.FAILURES)} check(s) failed: " + "; ".join(shm.FAILURES))
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
+
+
+def cleanup():
+    if LIBVIRT and virsh("domstate", DOMAIN, timeout=30).returncode == 0:
+        virsh("destroy", DOMAIN, timeout=30)
+    shm.cleanup()
 
 
 if __name__ == "__main__":
-    status = 1
-    try:
-        status = main()
-    except shm.Fatal as err:
-        log(f"stopped: {err}")
-    finally:
-        try:
-            if LIBVIRT and virsh("domstate", DOMAIN, timeout=30).returncode == 0:
-                virsh("destroy", DOMAIN, timeout=30)
-            shm.cleanup()
-        except Exception as err:  # the lab must still unload the module
-            log(f"cleanup: {err}")
-    sys.exit(status)
+    steps.run_main("e2e.libvirt_ptnetmap", main, cleanup)

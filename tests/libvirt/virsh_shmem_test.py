@@ -44,11 +44,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 sys.path.insert(0, str(HERE.parent / "agent"))
 import lab as harness  # noqa: E402  (lab_kernel, ensure_initramfs, write_job, trouble_in)
-import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info, pt_names, pt_detach)
+import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info)
+from ptkern import pt_detach_all  # noqa: E402  (on the path through agent_vm_lab_test)
+import steps  # noqa: E402
+from steps import CHILDREN, check, log, require  # noqa: E402
 
-T0 = time.monotonic()
-FAILURES = []
-CHILDREN = []
 MOUNTS = []
 
 WORK = Path("/tmp/virsh-shmem")
@@ -75,26 +75,6 @@ stdio_handler = "file"
 LIBVIRTD_CONF = """\
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 """
-
-
-def log(msg):
-    print(f"[e2e.libvirt_shmem {time.monotonic() - T0:6.1f}s] {msg}", flush=True)
-
-
-def check(cond, what, detail=""):
-    log(("ok    " if cond else "FAIL  ") + what + ("" if cond or not detail else f": {detail}"))
-    if not cond:
-        FAILURES.append(what)
-    return cond
-
-
-class Fatal(Exception):
-    """A step the rest depends on failed."""
-
-
-def require(cond, what, detail=""):
-    if not check(cond, what, detail):
-        raise Fatal(what)
 
 
 def run(*cmd, timeout=60):
@@ -448,42 +428,17 @@ def main():
     libvirtd.send_signal(signal.SIGTERM)
     libvirtd.wait(30)
 
-    if FAILURES:
-        log(f"{len(FAILURES)} check(s) failed: " + "; ".join(FAILURES))
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
 
 
 def cleanup():
     if run("virsh", "-c", URI, "domstate", DOMAIN, timeout=30).returncode == 0:
         run("virsh", "-c", URI, "destroy", DOMAIN, timeout=30)
-    for child in reversed(CHILDREN):
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-    for name in vmlab.pt_names():  # so that the module can unload
-        try:
-            vmlab.pt_detach(name)
-        except OSError:
-            pass
+    steps.stop_children()
+    pt_detach_all()  # so that the module can unload
     for target in reversed(MOUNTS):
         run("umount", "-l", target)
 
 
 if __name__ == "__main__":
-    status = 1
-    try:
-        status = main()
-    except Fatal as err:
-        log(f"stopped: {err}")
-    finally:
-        try:
-            cleanup()
-        except Exception as err:  # the lab must still unload the module
-            log(f"cleanup: {err}")
-    sys.exit(status)
+    steps.run_main("e2e.libvirt_shmem", main, cleanup)

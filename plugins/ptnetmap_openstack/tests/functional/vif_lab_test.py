@@ -41,12 +41,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = os.path.dirname(os.path.dirname(HERE))  # plugins/ptnetmap_openstack
 REPO = os.path.dirname(os.path.dirname(PKG))
 sys.path.insert(0, os.path.join(REPO, "tests", "agent"))
-import agent_lab_test as lab  # noqa: E402  (Agent, check, log, kernel_ports)
+import agent_lab_test as lab  # noqa: E402  (Agent, kernel_ports)
 import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info, pt_names, QemuClient)
+import steps  # noqa: E402  (tests/lib, on the path through agent_lab_test)
+from ptkern import pt_detach_all  # noqa: E402
+from steps import check, log  # noqa: E402
 
 lab.WORK = "/tmp/viflab"
 lab.METRICS = "127.0.0.1:9613"
-check, log = lab.check, lab.log
 
 SWITCH = "valeO"
 PTNM_MAGIC = 0x4d4e5450
@@ -310,11 +312,12 @@ def main():
           "with ptnetd stopped, os_vif.plug raises PlugException naming the "
           "socket", err)
 
-    if lab.FAILURES:
-        log(f"{len(lab.FAILURES)} check(s) failed")
-        return 1
-    log("all checks passed")
-    return 0
+    return steps.verdict()
+
+
+def cleanup():
+    steps.stop_children()
+    pt_detach_all()  # so that the module can unload
 
 
 if __name__ == "__main__":
@@ -322,17 +325,4 @@ if __name__ == "__main__":
         # On the host: --write-nova-vifs PATCHED_NOVA_DIR OUT.json
         write_nova_vifs(sys.argv[2], sys.argv[3])
         sys.exit(0)
-    status = 1
-    try:
-        status = main()
-    finally:
-        for child in lab.CHILDREN:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        for name in vmlab.pt_names():  # so that the module can unload
-            try:
-                vmlab.pt_detach(name)
-            except OSError:
-                pass
-    sys.exit(status)
+    steps.run_main("plugins.vif_functional", main, cleanup)

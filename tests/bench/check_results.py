@@ -8,8 +8,12 @@
   - at saturation ("max") fewer than one notification (kicks + interrupts)
     per packet, and no loss between the two guests
   - idle: no worker wake-up, no interrupt, no kick, and (almost) no CPU
+  - with --guests (scripts/bench.sh --guests): for every batch of the
+    host-to-host sweep, traffic guest -> host and host -> guest over the pipe
+    and over VALE; round trips both ways, blocking and busy, none lost; and
+    each attachment under one notification per packet over the whole run
 
-    check_results.py DIR      (DIR/results.json from report.py)
+    check_results.py [--guests] DIR      (DIR/results.json from report.py)
 Exit status 0 when all holds, 1 otherwise (each problem on stderr)."""
 import json
 import sys
@@ -20,7 +24,7 @@ from pathlib import Path
 IDLE_CPU_MAX = 0.002
 
 
-def check(doc):
+def check(doc, guests=False):
     rows = doc["results"]
     errors = []
 
@@ -78,14 +82,46 @@ def check(doc):
     for name, r in rates.items():
         if name not in ("idle", "max") and r.get("received") != r.get("sent"):
             errors.append(f"rates {name}: sent {r.get('sent')}, received {r.get('received')}")
+    if guests:
+        errors += check_placements(sel, batches)
+    return errors
+
+
+PLACEMENTS = ("guest-host", "host-guest")
+
+
+def check_placements(sel, batches):
+    errors = []
+    for path in ("pipe", "vale"):
+        for where in PLACEMENTS:
+            for b in batches:
+                r = sel("placement_batch", placement=where, path=path, batch=b)
+                if not r or not r[0].get("mpps", 0) > 0:
+                    errors.append(f"placement {where} {path} batch {b}: no traffic received")
+            for wait in ("blocking", "busy"):
+                r = sel("placement_rtt", placement=where, path=path, wait=wait)
+                if not r or not r[0].get("rtt_p50_us", 0) > 0:
+                    errors.append(f"placement rtt {where} {path} {wait}: no round trips")
+                elif r[0].get("lost", 1) != 0:
+                    errors.append(f"placement rtt {where} {path} {wait}: "
+                                  f"{r[0].get('lost')} round trips lost")
+        n = sel("placement_notify", path=path)
+        if not n or not n[0].get("packets", 0) > 0:
+            errors.append(f"placement {path}: no attachment counters")
+        elif not (n[0]["kicks_per_packet"] + n[0]["interrupts_per_packet"]) < 1:
+            errors.append(f"placement {path}: {n[0]['kicks_per_packet']:.3f} kicks and "
+                          f"{n[0]['interrupts_per_packet']:.3f} interrupts per packet (want < 1)")
     return errors
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    guests = "--guests" in args
+    args = [a for a in args if a != "--guests"]
+    if len(args) != 1:
         raise SystemExit(__doc__)
-    doc = json.loads((Path(sys.argv[1]) / "results.json").read_text())
-    errors = check(doc)
+    doc = json.loads((Path(args[0]) / "results.json").read_text())
+    errors = check(doc, guests)
     for e in errors:
         print("check:", e, file=sys.stderr)
     print(f"check: {len(doc['results'])} results, {len(errors)} problems")

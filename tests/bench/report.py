@@ -117,7 +117,49 @@ def markdown(rows):
                    f"{fmt(r.get('interrupts_per_packet'), 4)} | {fmt(r.get('wakeups_per_packet'), 4)} | "
                    f"{100 * r.get('worker_cpu', 0):.1f}% | {100 * r.get('guest_cpu', 0):.1f}% | "
                    f"{r.get('kicks')}, {r.get('interrupts')}, {r.get('wakeups')} |")
+    out += placement_tables(rows)
     return "\n".join(out) + "\n"
+
+
+PLACEMENTS = {"guest-host": "guest → host", "host-guest": "host → guest"}
+
+
+def placement_tables(rows):
+    """The guest placements (scripts/bench.sh --guests) next to host to host
+    over the same path in the same run; nothing without them."""
+    if not select(rows, "placement_batch"):
+        return []
+    out = ["", "| path | batch | host → host Mpps | guest → host Mpps | host → guest Mpps"
+           " | guest → host / host → host | host → guest / host → host |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for path in ("pipe", "vale"):
+        hh = curve(rows, "batch", path, "batch")
+        gh = curve(rows, "placement_batch", path, "batch", placement="guest-host")
+        hg = curve(rows, "placement_batch", path, "batch", placement="host-guest")
+        for b in sorted(set(gh) | set(hg)):
+            out.append(f"| {path} | {b} | {fmt(hh.get(b))} | {fmt(gh.get(b))} | {fmt(hg.get(b))}"
+                       f" | {times(gh.get(b), hh.get(b), 2)} | {times(hg.get(b), hh.get(b), 2)} |")
+    out += ["", "| path | wait | host → host p50 µs | guest → host p50 µs | host → guest p50 µs"
+            " | guest → host / host → host | host → guest / host → host |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for path in ("pipe", "vale"):
+        for wait in ("blocking", "busy"):
+            hh = [r.get("rtt_p50_us") for r in select(rows, "rtt", path=path, wait=wait)]
+            p50 = {where: [r.get("rtt_p50_us") for r in select(
+                rows, "placement_rtt", path=path, wait=wait, placement=where)]
+                for where in PLACEMENTS}
+            first = (lambda v: v[0] if v else None)
+            out.append(f"| {path} | {wait} | {fmt(first(hh), 1)} | "
+                       f"{fmt(first(p50['guest-host']), 1)} | {fmt(first(p50['host-guest']), 1)} | "
+                       f"{times(first(p50['guest-host']), first(hh), 2)} | "
+                       f"{times(first(p50['host-guest']), first(hh), 2)} |")
+    out += ["", "| path | attachment port | packets | kicks/pkt | interrupts/pkt | wake-ups/pkt |",
+            "|---|---|---:|---:|---:|---:|"]
+    for r in select(rows, "placement_notify"):
+        out.append(f"| {r['path']} | {r['port']} | {r['packets']} | "
+                   f"{fmt(r.get('kicks_per_packet'), 4)} | {fmt(r.get('interrupts_per_packet'), 4)} | "
+                   f"{fmt(r.get('wakeups_per_packet'), 4)} |")
+    return out
 
 
 def ratio(v, b):
@@ -243,6 +285,27 @@ def plots(d, rows):
     b.set_title("CPU")
     b.legend()
     save(fig, "rates.png")
+
+    # Guest placements against batch size (paper Figs 6/7), with host to host.
+    if select(rows, "placement_batch"):
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+        for col, path in enumerate(("pipe", "vale")):
+            a, b = axes[0][col], axes[1][col]
+            hh = curve(rows, "batch", path, "batch")
+            a.plot(list(hh), list(hh.values()), "o--", color="grey", label="host → host")
+            for (where, label), color in zip(PLACEMENTS.items(), ("tab:blue", "tab:orange")):
+                c = curve(rows, "placement_batch", path, "batch", placement=where)
+                a.plot(list(c), list(c.values()), "o-", color=color, label=label)
+                b.plot(list(c), [ratio(v, hh.get(k)) for k, v in c.items()], "o-",
+                       color=color, label=label)
+            a.set_title(LABELS[path])
+            a.set_ylabel("received Mpps")
+            a.legend(fontsize=8)
+            b.set_ylabel("ratio to host → host")
+            b.set_xlabel("batch")
+            b.set_xscale("log", base=2)
+            b.axhline(1, color="grey", lw=0.5)
+        save(fig, "placements.png")
     return made
 
 

@@ -51,6 +51,23 @@ def good_rows():
     return rows
 
 
+def guest_rows():
+    """What guest_job.sh adds (scripts/bench.sh --guests)."""
+    rows = []
+    for path in ("pipe", "vale"):
+        for where in ("guest-host", "host-guest"):
+            for b in (1, 8, 64):
+                rows.append({"series": "placement_batch", "placement": where, "path": path,
+                             "side": "rx", "batch": b, "mpps": 0.01 * b})
+            for wait in ("blocking", "busy"):
+                rows.append({"series": "placement_rtt", "placement": where, "path": path,
+                             "wait": wait, "rtt_p50_us": 900.0, "replies": 200, "lost": 0})
+        rows.append({"series": "placement_notify", "path": path, "port": f"{path}:g",
+                     "packets": 400000, "kicks_per_packet": 0.02,
+                     "interrupts_per_packet": 0.003, "wakeups_per_packet": 0.03})
+    return rows
+
+
 def rate(rows, name):
     return next(r for r in rows if r.get("rate") == name)
 
@@ -87,6 +104,53 @@ class CheckTest(unittest.TestCase):
             rate(rows, "idle")[key] = value
             errors = check_results.check({"results": rows})
             self.assertTrue(any(key in e for e in errors), (key, errors))
+
+
+class GuestPlacementsTest(unittest.TestCase):
+    def test_complete_run_with_guests_passes(self):
+        rows = good_rows() + guest_rows()
+        self.assertEqual(check_results.check({"results": rows}, guests=True), [])
+
+    def test_guests_are_required_only_when_asked_for(self):
+        self.assertEqual(check_results.check({"results": good_rows()}), [])
+        errors = check_results.check({"results": good_rows()}, guests=True)
+        self.assertTrue(any("guest-host pipe batch 1" in e for e in errors), errors)
+
+    def test_a_placement_without_traffic_is_refused(self):
+        rows = good_rows() + guest_rows()
+        for r in rows:
+            if r["series"] == "placement_batch" and r["placement"] == "host-guest" \
+                    and r["path"] == "vale" and r["batch"] == 8:
+                r["mpps"] = 0
+        errors = check_results.check({"results": rows}, guests=True)
+        self.assertEqual(errors, ["placement host-guest vale batch 8: no traffic received"])
+
+    def test_lost_round_trips_are_refused(self):
+        rows = good_rows() + guest_rows()
+        next(r for r in rows if r["series"] == "placement_rtt")["lost"] = 3
+        errors = check_results.check({"results": rows}, guests=True)
+        self.assertTrue(any("3 round trips lost" in e for e in errors), errors)
+
+    def test_a_notification_per_packet_is_refused(self):
+        rows = good_rows() + guest_rows()
+        next(r for r in rows if r["series"] == "placement_notify")["interrupts_per_packet"] = 1.0
+        errors = check_results.check({"results": rows}, guests=True)
+        self.assertTrue(any("per packet (want < 1)" in e for e in errors), errors)
+
+    def test_report_has_the_placements(self):
+        with tempfile.TemporaryDirectory() as d:
+            rows = good_rows() + guest_rows()
+            (Path(d) / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            subprocess.run([sys.executable, str(HERE / "report.py"), d], check=True,
+                           stdout=subprocess.DEVNULL)
+            data = (Path(d) / "plots" / "placements.png").read_bytes()
+            self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n")
+            tables = (Path(d) / "tables.md").read_text()
+            # batch 8 over the pipe: 0.08 Mpps from the guest, 1.6 host to host
+            self.assertIn("| pipe | 8 | 1.600 | 0.080 | 0.080 | 0.05x | 0.05x |", tables)
+            self.assertIn("| vale | busy | 100.0 | 900.0 | 900.0 | 9.00x | 9.00x |", tables)
+            r = subprocess.run([sys.executable, str(HERE / "check_results.py"), "--guests", d])
+            self.assertEqual(r.returncode, 0)
 
 
 class ReportTest(unittest.TestCase):

@@ -247,7 +247,7 @@ def make_root(root, debs, release, kroot, container):
     (root / "etc/modules-load.d/fleet-vm.conf").write_text("virtio_net\nkvm_amd\n")
     # The kernel's own view of VALE ports (VALE_LIST), for the checks.
     (root / "root/checks").mkdir()
-    shutil.copy(SOURCE / "tests/agent/agent_lab_test.py", root / "root/checks")
+    shutil.copy(SOURCE / "tests/lib/ptkern.py", root / "root/checks")
 
 
 def make_initramfs(path, release, kroot):
@@ -476,7 +476,7 @@ def run_vm(args, work, release, vmlinuz, debs):
         rc, made = vm.ssh("ptctl switch create vale0 && ptctl port create vale0 p1 && ptctl port list")
         check(rc == 0 and "p1" in made, "ptctl creates a switch and a port", made)
         _, ports = vm.ssh("python3 -c 'import sys; sys.path.insert(0, \"/root/checks\"); "
-                          "import agent_lab_test as a; print(a.kernel_ports())'")
+                          "import ptkern; print(ptkern.kernel_ports())'")
         check("vale0:p1" in ports, "the module has the port (VALE_LIST lists vale0:p1)", ports)
         up = None
         for _ in range(60):  # the first scrape within the 15 s interval

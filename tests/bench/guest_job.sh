@@ -68,16 +68,6 @@ await() {
 	return 1
 }
 
-# ready_then ERRFILE MARK: once ptgen says it is ready, create MARK.
-ready_then() {
-	for _ in $(seq 300); do
-		grep -q 'ready' "$1" 2>/dev/null && { : >"$2"; return 0; }
-		sleep 0.1
-	done
-	log "ptgen never ready: $(cat "$1")"
-	return 1
-}
-
 # side ME SYNC PIPE_PORT VALE_PORT: this side's part of every step; ME is
 # g (the guest) or h (the host).
 side() {
@@ -99,7 +89,8 @@ side() {
 				"$ptgen" rx -i "$port" -b "$arg" --idle 2 -d $((seconds + 60)) -q --json \
 					>"$tmp/out" 2>"$tmp/err" &
 				rx=$!
-				ready_then "$tmp/err" "$sync/$k.ready" || { kill "$rx"; exit 1; }
+				ptgen_ready "$tmp/err" || { kill "$rx"; exit 1; }
+				: >"$sync/$k.ready"
 				wait "$rx"
 				cp "$tmp/out" "$sync/$k.json"
 				: >"$sync/$k.done"
@@ -116,7 +107,8 @@ side() {
 			else
 				"$ptgen" pong -i "$port" --idle 120 $busy -q >/dev/null 2>"$tmp/err" &
 				pong=$!
-				ready_then "$tmp/err" "$sync/$k.ready" || { kill "$pong"; exit 1; }
+				ptgen_ready "$tmp/err" || { kill "$pong"; exit 1; }
+				: >"$sync/$k.ready"
 				await "$sync/$k.done"
 				kill "$pong" 2>/dev/null
 				wait "$pong"

@@ -21,6 +21,7 @@
 # BENCH_PROFILE=short (default; about three minutes under TCG) or long
 # (about twenty minutes).
 set -u
+. "$(dirname "$0")/../e2e/lib.sh"
 build=${1:?usage: $0 BUILD_DIR}
 bin=$build/tools
 out=${LAB_RESULTS:-/tmp}
@@ -65,16 +66,6 @@ emit() {
 	esac
 }
 
-# ready FILE: wait until a receiver said it is ready.
-ready() {
-	for _ in $(seq 150); do
-		grep -q 'ready' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	log "receiver never ready: $(cat "$1")"
-	return 1
-}
-
 # pair TOOL TX_PORT RX_PORT BATCH [TX_OPTS]: one sender/receiver run; leaves
 # the summaries in $work/tx and $work/rx.
 pair() {
@@ -84,7 +75,7 @@ pair() {
 	"$bin/$tool" rx -i "$rxp" -b "$b" --idle 1 -d $((seconds + 30)) -q --json \
 		>"$work/rx" 2>"$work/rx.err" &
 	rxpid=$!
-	ready "$work/rx.err" || { kill "$rxpid"; wait "$rxpid"; return 1; }
+	ptgen_ready "$work/rx.err" || { kill "$rxpid"; wait "$rxpid"; return 1; }
 	"$bin/$tool" tx -i "$txp" -b "$b" -d "$seconds" -q --json "$@" \
 		>"$work/tx" 2>"$work/tx.err"
 	wait "$rxpid"
@@ -154,7 +145,7 @@ rtt() {  # rtt PATH MODE TOOL PING_PORT PONG_PORT [--busy]
 	# would leave every later ping to time out) and is stopped afterwards.
 	"$bin/$tool" pong -i "$po" --idle 60 "$@" -q --json >"$work/pong" 2>"$work/pong.err" &
 	pong=$!
-	ready "$work/pong.err" || { kill "$pong"; wait "$pong"; failures=$((failures + 1)); return; }
+	ptgen_ready "$work/pong.err" || { kill "$pong"; wait "$pong"; failures=$((failures + 1)); return; }
 	"$bin/$tool" ping -i "$pi" -n "$pings" "$@" -q --json >"$work/ping" 2>"$work/ping.err"
 	kill "$pong" 2>/dev/null
 	wait "$pong"

@@ -9,3 +9,14 @@ ifname_of() {
 	done
 	return 1
 }
+
+# ptgen_ready ERRFILE: wait (up to 30 s) until the ptgen (or ptpkt) writing
+# ERRFILE says it is ready; fails, with what it said, if it does not.
+ptgen_ready() {
+	for _ in $(seq 300); do
+		grep -q 'ready' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "never ready: $(cat "$1")" >&2
+	return 1
+}

@@ -166,6 +166,27 @@ class EmulatorFaultTest(unittest.TestCase):
                  "ptnm_guest_rxsync+0x1c [ptnetmap]\n")
         self.assertFalse(harness.silent_reset_is_emulators(state))
 
+    # The lab VM's CPUs when it reset in CI's bench.short (2026-11-25).
+    LAB_VM_RESET = ("CPU state at the reset:\n"
+                    "  CPU 0: RIP 0xffffffffc073620c __svm_vcpu_run+0x9c [kvm_amd] "
+                    "[58 48 89 88 30 01 00 00]\n"
+                    "  CPU 1: RIP 0x00000000004f92d6 user space\n"
+                    "    CR0=80050033 CR2=fffffe0000000080 CR3=0000000002292000\n")
+
+    def test_a_lab_vm_reset_inside_vmrun_is_the_emulators(self):
+        self.assertTrue(harness.lab_vm_reset_is_emulators(self.LAB_VM_RESET))
+
+    def test_a_lab_vm_reset_elsewhere_or_through_ours_is_not(self):
+        elsewhere = self.LAB_VM_RESET.replace("__svm_vcpu_run+0x9c [kvm_amd]",
+                                              "copy_page+0x7")
+        self.assertFalse(harness.lab_vm_reset_is_emulators(elsewhere))
+        ours = self.LAB_VM_RESET.replace("user space", "ptnh_worker+0x3c [ptnetmap]")
+        self.assertFalse(harness.lab_vm_reset_is_emulators(ours))
+        restart = self.LAB_VM_RESET.replace("user space",
+                                            "native_machine_emergency_restart+0x175")
+        self.assertFalse(harness.lab_vm_reset_is_emulators(restart))
+        self.assertFalse(harness.lab_vm_reset_is_emulators(""))
+
     def test_a_cpu_looping_on_int3_at_its_handler_is_the_emulators(self):
         # Where the lab VM's CPUs were at a soft lockup (2026-11-25).
         stuck = ("CPU state when stopped:\n"

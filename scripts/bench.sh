@@ -9,11 +9,12 @@
 # ptnm-ivshmem-server) unless --no-build, boots the lab VM once and runs
 # tests/bench/lab_job.sh in it; with --guests the lab VM loads KVM and then
 # runs tests/bench/guest_job.sh too (a level-2 guest: host-guest and
-# guest-host placements, about three more minutes). Then it writes DIR/results.json, DIR/results.csv and DIR/plots/*.png
-# (tests/bench/report.py) and checks the run (tests/bench/check_results.py:
-# every series present, fewer than one notification per packet at
-# saturation, an idle attachment using no CPU). The short profile takes
-# about three minutes under TCG, the long one about twenty. Defaults:
+# guest-host placements, about three more minutes). Then it writes
+# DIR/results.json, DIR/results.csv and DIR/plots/*.png (tests/bench/report.py)
+# and checks the run (tests/bench/check_results.py: every series present,
+# fewer than one notification per packet at saturation, an idle attachment
+# using no CPU). The short profile takes about three minutes under TCG, the
+# long one about twenty. Defaults:
 # --profile short, --build build, --out BUILD/bench-PROFILE.
 # Under the lab's emulation only ratios within a run and per-packet counts
 # mean something; see docs/benchmarks.md.

@@ -198,12 +198,7 @@ def check_with_prometheus(expected_rx):
               f"got {value}, up {up}, want {expected_rx}; log:\n" +
               open(f"{WORK}/prometheus.log").read()[-3000:])
     finally:
-        prom.terminate()
-        try:
-            prom.wait(30)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait()
+        steps.stop(prom, grace=30)
 
 
 # ---------------------------------------------------------------------------

@@ -289,8 +289,11 @@ def main():
 
 
 def cleanup():
+    """What a lab test with attachments leaves behind: its processes, then
+    every attachment, so that the module can unload (also used by
+    e2e.libvirt_shmem and plugins.vif_functional)."""
     steps.stop_children()
-    pt_detach_all()  # so that the module can unload
+    pt_detach_all()
 
 
 if __name__ == "__main__":

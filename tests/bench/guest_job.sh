@@ -168,16 +168,15 @@ steps | {
 			failures=$((failures + 1))
 			continue
 		fi
+		# The side that starts the step names the placement.
+		placement=guest-host
+		case $kind in h*) placement=host-guest ;; esac
 		case $kind in
 		gh|hg)
-			placement=guest-host
-			[ "$kind" = hg ] && placement=host-guest
 			# ptgen's summary has the batch (the receiver's, the same).
 			pre="\"series\":\"placement_batch\",\"placement\":\"$placement\",\"side\":\"rx\""
 			;;
 		*)
-			placement=guest-host
-			[ "$kind" = hping ] && placement=host-guest
 			pre="\"series\":\"placement_rtt\",\"placement\":\"$placement\",\"wait\":\"$arg\""
 			;;
 		esac

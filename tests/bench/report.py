@@ -48,6 +48,12 @@ def curve(rows, series, path, x, y="mpps", **match):
     return dict(sorted(pts.items()))
 
 
+def p50(rows, series, **match):
+    """The median round trip of the first matching row, or None."""
+    r = select(rows, series, **match)
+    return r[0].get("rtt_p50_us") if r else None
+
+
 def baseline_at(rows, batch):
     pts = curve(rows, "batch", BASELINE, "batch")
     return pts.get(batch)
@@ -104,11 +110,11 @@ def markdown(rows):
             "|---|---|---:|---:|---:|---:|"]
     for path in ("pipe", "vale", BASELINE):
         for wait in ("blocking", "busy"):
+            base_p50 = p50(rows, "rtt", path=BASELINE, wait=wait)
             for r in select(rows, "rtt", path=path, wait=wait):
-                b = select(rows, "rtt", path=BASELINE, wait=wait)
                 out.append(f"| {path} | {wait} | {fmt(r.get('rtt_p50_us'), 1)} | "
                            f"{fmt(r.get('rtt_avg_us'), 1)} | {fmt(r.get('rtt_p99_us'), 1)} | "
-                           f"{times(r.get('rtt_p50_us'), b[0].get('rtt_p50_us') if b else None, 2)} |")
+                           f"{times(r.get('rtt_p50_us'), base_p50, 2)} |")
     out += ["", "| offered | achieved pps | kicks/pkt | interrupts/pkt | worker wake-ups/pkt"
             " | worker CPU | guests CPU | kicks, interrupts, wake-ups |",
             "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -144,15 +150,11 @@ def placement_tables(rows):
             "|---|---|---:|---:|---:|---:|---:|"]
     for path in ("pipe", "vale"):
         for wait in ("blocking", "busy"):
-            hh = [r.get("rtt_p50_us") for r in select(rows, "rtt", path=path, wait=wait)]
-            p50 = {where: [r.get("rtt_p50_us") for r in select(
-                rows, "placement_rtt", path=path, wait=wait, placement=where)]
-                for where in PLACEMENTS}
-            first = (lambda v: v[0] if v else None)
-            out.append(f"| {path} | {wait} | {fmt(first(hh), 1)} | "
-                       f"{fmt(first(p50['guest-host']), 1)} | {fmt(first(p50['host-guest']), 1)} | "
-                       f"{times(first(p50['guest-host']), first(hh), 2)} | "
-                       f"{times(first(p50['host-guest']), first(hh), 2)} |")
+            hh = p50(rows, "rtt", path=path, wait=wait)
+            gh, hg = (p50(rows, "placement_rtt", path=path, wait=wait, placement=where)
+                      for where in PLACEMENTS)
+            out.append(f"| {path} | {wait} | {fmt(hh, 1)} | {fmt(gh, 1)} | {fmt(hg, 1)} | "
+                       f"{times(gh, hh, 2)} | {times(hg, hh, 2)} |")
     out += ["", "| path | attachment port | packets | kicks/pkt | interrupts/pkt | wake-ups/pkt |",
             "|---|---|---:|---:|---:|---:|"]
     for r in select(rows, "placement_notify"):

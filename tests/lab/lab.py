@@ -357,12 +357,12 @@ def run_vm(args, level):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     timer_lost = threading.Event()
-    int3_loop = []
+    breakpoint_fault = []
 
     def on_lockup():
         cpus, emulators = stuck_cpus_report(monitor, results / "kallsyms")
         if emulators:
-            int3_loop.append(cpus)
+            breakpoint_fault.append(cpus)
             proc.kill()
 
     reader = threading.Thread(target=stream_console,
@@ -385,16 +385,16 @@ def run_vm(args, level):
             proc.wait()
             reader.join()
             if emulators:
-                int3_loop.append(cpus)
-            if int3_loop:
-                raise int3_fault(level, log, int3_loop[0])
+                breakpoint_fault.append(cpus)
+            if breakpoint_fault:
+                raise int3_fault(level, log, breakpoint_fault[0])
             raise LabError(f"timeout: the level-{level} VM did not finish within "
                            f"{args.timeout} s; last console lines:\n" + "".join(log[-40:])
                            + cpus + job_output_tail(results))
         reader.join()
         watcher.join(timeout=10)
-        if int3_loop:
-            raise int3_fault(level, log, int3_loop[0])
+        if breakpoint_fault:
+            raise int3_fault(level, log, breakpoint_fault[0])
         if timer_lost.is_set():
             raise TimerLost(f"the level-{level} VM lost its timer interrupts after "
                             f"{time.monotonic() - started:.0f} s:\n"

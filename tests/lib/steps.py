@@ -66,16 +66,21 @@ def verdict():
     return 0
 
 
+def stop(proc, grace=10):
+    """SIGTERM, then SIGKILL if `proc` is still there after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def stop_children():
-    """Newest first: SIGTERM, then SIGKILL after 10 s."""
+    """Every process in CHILDREN, newest first (stop)."""
     for child in reversed(CHILDREN):
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        stop(child)
 
 
 def run_main(name, main, cleanup=stop_children):

@@ -44,8 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 sys.path.insert(0, str(HERE.parent / "agent"))
 import lab as harness  # noqa: E402  (lab_kernel, ensure_initramfs, write_job, trouble_in)
-import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info)
-from ptkern import pt_detach_all  # noqa: E402  (on the path through agent_vm_lab_test)
+import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info, cleanup)
 import steps  # noqa: E402
 from steps import CHILDREN, check, log, require  # noqa: E402
 
@@ -434,8 +433,7 @@ def main():
 def cleanup():
     if run("virsh", "-c", URI, "domstate", DOMAIN, timeout=30).returncode == 0:
         run("virsh", "-c", URI, "destroy", DOMAIN, timeout=30)
-    steps.stop_children()
-    pt_detach_all()  # so that the module can unload
+    vmlab.cleanup()
     for target in reversed(MOUNTS):
         run("umount", "-l", target)
 

@@ -42,9 +42,8 @@ PKG = os.path.dirname(os.path.dirname(HERE))  # plugins/ptnetmap_openstack
 REPO = os.path.dirname(os.path.dirname(PKG))
 sys.path.insert(0, os.path.join(REPO, "tests", "agent"))
 import agent_lab_test as lab  # noqa: E402  (Agent, kernel_ports)
-import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info, pt_names, QemuClient)
+import agent_vm_lab_test as vmlab  # noqa: E402  (pt_info, pt_names, QemuClient, cleanup)
 import steps  # noqa: E402  (tests/lib, on the path through agent_lab_test)
-from ptkern import pt_detach_all  # noqa: E402
 from steps import check, log  # noqa: E402
 
 lab.WORK = "/tmp/viflab"
@@ -315,14 +314,9 @@ def main():
     return steps.verdict()
 
 
-def cleanup():
-    steps.stop_children()
-    pt_detach_all()  # so that the module can unload
-
-
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--write-nova-vifs":
         # On the host: --write-nova-vifs PATCHED_NOVA_DIR OUT.json
         write_nova_vifs(sys.argv[2], sys.argv[3])
         sys.exit(0)
-    steps.run_main("plugins.vif_functional", main, cleanup)
+    steps.run_main("plugins.vif_functional", main, vmlab.cleanup)

@@ -720,6 +720,7 @@ static int ptnm_open(struct inode *inode, struct file *file)
 	if (!pf)
 		return -ENOMEM;
 	file->private_data = pf;
+	ptnm_mem_file_init(file);	/* mappings the module can revoke */
 	return nonseekable_open(inode, file);
 }
 

@@ -10,7 +10,13 @@
  * pages pinned from a process (the EXTMEM option); nothing outside the
  * region is ever reachable through it. A PHYS region (the guest side of a
  * passthrough port) is a device's memory instead: memremap()ed for the
- * kernel, remap_pfn_range()d for userspace.
+ * kernel, its PFNs faulted into userspace until the device goes away
+ * (ptnm_region_revoke: every mapping of it then gets SIGBUS).
+ *
+ * Every /dev/netmap file maps through one address_space, that of an inode
+ * of our own (ptnm_map_inode, on a pseudo filesystem), so that revoking a
+ * region can find and zap every mapping of /dev/netmap in every process,
+ * whichever device node it was opened through.
  *
  * Region ids: 1 is the global region (created on first use, freed when
  * nothing uses it); private and EXTMEM regions get ids from 2 up.
@@ -19,10 +25,12 @@
 
 #include <linux/bitmap.h>
 #include <linux/capability.h>
+#include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/pseudo_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -82,6 +90,10 @@ MODULE_PARM_DESC(extmem_max_mb, "Largest EXTMEM region in MiB (default 1024)");
 
 /* The region id table; ids are u16 in the ABI. */
 static DEFINE_IDR(ptnm_region_idr);
+
+/* The address_space every /dev/netmap file maps through; see the top. */
+static struct vfsmount *ptnm_mnt;
+static struct inode *ptnm_map_inode;
 static DEFINE_SPINLOCK(ptnm_region_lock);
 
 struct ptnm_layout {
@@ -477,6 +489,7 @@ struct ptnm_region *ptnm_region_new_phys(phys_addr_t phys, u64 size,
 		return ERR_PTR(-ENOMEM);
 	refcount_set(&r->refs, 1);
 	spin_lock_init(&r->lock);
+	init_rwsem(&r->revoke_rw);
 	r->flags = PTNM_REGION_PRIVATE | PTNM_REGION_PHYS;
 	r->phys = phys;
 	r->size = size;
@@ -582,31 +595,32 @@ static const struct vm_operations_struct ptnm_vm_ops = {
 	.fault = ptnm_vm_fault,
 };
 
-/* PHYS regions are mapped whole at mmap time: nothing to fault in. */
+/*
+ * The device's page at the fault's offset, with the vma's protection (the
+ * write-back type the kernel mapping reserved for it), unless the device has
+ * gone away. revoke_rw orders a fault against ptnm_region_revoke(): a PTE
+ * inserted before the revocation is zapped by it, none is inserted after.
+ */
+static vm_fault_t ptnm_vm_phys_fault(struct vm_fault *vmf)
+{
+	struct ptnm_region *r = vmf->vma->vm_private_data;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	if (vmf->pgoff >= r->nr_pages)
+		return VM_FAULT_SIGBUS;
+	down_read(&r->revoke_rw);
+	if (!r->revoked)
+		ret = vmf_insert_pfn(vmf->vma, vmf->address,
+				     PHYS_PFN(r->phys) + vmf->pgoff);
+	up_read(&r->revoke_rw);
+	return ret;
+}
+
 static const struct vm_operations_struct ptnm_vm_phys_ops = {
 	.open = ptnm_vm_open,
 	.close = ptnm_vm_close,
+	.fault = ptnm_vm_phys_fault,
 };
-
-/*
- * The device's memory as a PFN range with the vma's (write-back)
- * protection, the type the kernel mapping has; remap_pfn_range() marks the
- * vma VM_IO | VM_PFNMAP, so nothing can pin it either.
- */
-static int ptnm_region_mmap_phys(struct ptnm_region *r,
-				 struct vm_area_struct *vma)
-{
-	int err;
-
-	err = remap_pfn_range(vma, vma->vm_start,
-			      PHYS_PFN(r->phys) + vma->vm_pgoff,
-			      vma->vm_end - vma->vm_start, vma->vm_page_prot);
-	if (err)
-		return err;
-	vma->vm_ops = &ptnm_vm_phys_ops;
-	vma->vm_private_data = ptnm_region_get(r);
-	return 0;
-}
 
 /*
  * The pages are mapped as raw PFNs: that works for any page (our own, or
@@ -621,15 +635,76 @@ int ptnm_region_mmap(struct ptnm_region *r, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_pgoff >= r->nr_pages || pages > r->nr_pages - vma->vm_pgoff)
 		return -EINVAL;
-	if (r->flags & PTNM_REGION_PHYS)
-		return ptnm_region_mmap_phys(r, vma);
+	if (r->flags & PTNM_REGION_PHYS) {
+		if (READ_ONCE(r->revoked))
+			return -ENXIO;	/* the device is gone */
+		/* Device memory: no core dumps, no access_process_vm(). */
+		vma->vm_flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
+		vma->vm_ops = &ptnm_vm_phys_ops;
+		vma->vm_private_data = ptnm_region_get(r);
+		return 0;
+	}
 	vma->vm_flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
 	vma->vm_ops = &ptnm_vm_ops;
 	vma->vm_private_data = ptnm_region_get(r);
 	return 0;
 }
 
+/*
+ * The device behind a PHYS region is going away: from now on no process can
+ * reach its memory through /dev/netmap. Existing mappings are zapped (their
+ * next access faults and gets SIGBUS), new mmaps fail. Every /dev/netmap
+ * mapping is zapped, not only this region's (they share one address_space
+ * and their offsets are per region): the others fault their pages back in
+ * on next use. Sleeps; caller holds no lock the fault path takes.
+ */
+void ptnm_region_revoke(struct ptnm_region *r)
+{
+	if (WARN_ON(!(r->flags & PTNM_REGION_PHYS)))
+		return;
+	down_write(&r->revoke_rw);
+	WRITE_ONCE(r->revoked, true);
+	up_write(&r->revoke_rw);
+	unmap_mapping_range(ptnm_map_inode->i_mapping, 0, 0, 1);
+}
+
+/* A new /dev/netmap file maps through our address_space (see the top). */
+void ptnm_mem_file_init(struct file *file)
+{
+	file->f_mapping = ptnm_map_inode->i_mapping;
+}
+
 /* ---------------------------------------------------------------------- */
+
+#define PTNM_FS_MAGIC	0x70746e6d	/* "ptnm" */
+
+static int ptnm_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, PTNM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/*
+ * Never registered: it only holds ptnm_map_inode, mounted by the kernel for
+ * the module's lifetime. No .owner: the mount would pin the module for good.
+ */
+static struct file_system_type ptnm_fs_type = {
+	.name = "ptnetmap",
+	.init_fs_context = ptnm_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static int ptnm_map_inode_init(void)
+{
+	ptnm_mnt = kern_mount(&ptnm_fs_type);
+	if (IS_ERR(ptnm_mnt))
+		return PTR_ERR(ptnm_mnt);
+	ptnm_map_inode = alloc_anon_inode(ptnm_mnt->mnt_sb);
+	if (IS_ERR(ptnm_map_inode)) {
+		kern_unmount(ptnm_mnt);
+		return PTR_ERR(ptnm_map_inode);
+	}
+	return 0;
+}
 
 int ptnm_mem_init(void)
 {
@@ -654,7 +729,7 @@ int ptnm_mem_init(void)
 		pr_err("pool sizes out of range\n");
 		return -EINVAL;
 	}
-	return 0;
+	return ptnm_map_inode_init();
 }
 
 void ptnm_mem_exit(void)
@@ -662,6 +737,8 @@ void ptnm_mem_exit(void)
 	/* Every region is gone: the module cannot unload while files are open. */
 	WARN_ON(!idr_is_empty(&ptnm_region_idr));
 	idr_destroy(&ptnm_region_idr);
+	iput(ptnm_map_inode);
+	kern_unmount(ptnm_mnt);
 }
 
 /* The largest ring a region of this module can hold. */

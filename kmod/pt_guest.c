@@ -1004,10 +1004,12 @@ const struct ptnm_port_type ptnm_ptg_type = {
 
 /*
  * The device goes away under a netmap application: syncs fail with ENXIO
- * from now on (the read side of sync_rw), pollers wake up to EPOLLERR, and
- * the host is told to STOP. The port, its krings and its region live until
- * the application lets go; the region keeps its own mapping of the memory.
- * Caller holds ptnm_lock.
+ * from now on (the read side of sync_rw), pollers wake up to EPOLLERR, the
+ * application's mappings of BAR2 are revoked (its next access to the rings
+ * or buffers gets SIGBUS, not whatever the guest-physical range holds once
+ * the BAR is gone), and the host is told to STOP. The port, its krings and
+ * its region live until the application lets go; the kernel does not touch
+ * the memory again. Caller holds ptnm_lock.
  */
 static void ptg_nm_detach(struct ptg_dev *g)
 {
@@ -1021,6 +1023,8 @@ static void ptg_nm_detach(struct ptg_dev *g)
 	nm->g = NULL;
 	up_write(&nm->sync_rw);
 	WRITE_ONCE(nm->port.dead, true);
+	/* BAR2 is about to be released: no process keeps a mapping of it. */
+	ptnm_region_revoke(nm->port.region);
 	g->nm = NULL;
 	if (!nm->port.active)
 		return;
@@ -1183,7 +1187,8 @@ static int ptg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 /*
  * A netmap application may still hold the port: it loses the device (its
- * syncs fail) but keeps its mapping, which the port's region backs.
+ * syncs fail, its mappings of BAR2 are revoked); the port lives until it
+ * closes.
  */
 static void ptg_remove(struct pci_dev *pdev)
 {

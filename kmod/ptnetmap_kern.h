@@ -57,6 +57,7 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/refcount.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/u64_stats_sync.h>
@@ -131,6 +132,9 @@ struct ptnm_region {
 	unsigned long owner_uaddr;
 	/* PHYS: where the memory is (pages is NULL, vaddr a memremap). */
 	phys_addr_t phys;
+	/* PHYS: set once the device is gone; protected by revoke_rw. */
+	struct rw_semaphore revoke_rw;
+	bool revoked;
 };
 
 int ptnm_mem_init(void);
@@ -157,6 +161,14 @@ struct ptnm_region *ptnm_region_new_extmem(u64 uaddr,
 struct ptnm_region *ptnm_region_new_phys(phys_addr_t phys, u64 size,
 					 u64 buf_offset, u32 buf_size,
 					 u32 ring_objsize);
+/*
+ * The device behind PHYS region r is going away: zap every userspace mapping
+ * of it (later accesses get SIGBUS) and refuse new ones. The kernel mapping
+ * stays until the last reference goes.
+ */
+void ptnm_region_revoke(struct ptnm_region *r);
+/* Called by open(): the file maps through the module's address_space. */
+void ptnm_mem_file_init(struct file *file);
 struct ptnm_region *ptnm_region_get(struct ptnm_region *region);
 void ptnm_region_put(struct ptnm_region *region);
 

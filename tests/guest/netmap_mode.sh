@@ -16,15 +16,17 @@
 #      (a veth pair, bridged onto gp}1 by ptbridge meanwhile)
 #   5. netmap mode again, host -> guest
 #   6. with nothing to receive ptgen rx sleeps in poll(); the device unbinds
-#      under it: ptgen fails instead of hanging, the guest kernel stays
-#      clean (lab.py checks its log and unloads the module), and the device
-#      binds and comes up again
+#      under it: ptgen fails instead of hanging, an application that held
+#      the mapping of BAR2 (map_revoke) gets SIGBUS on every page of it,
+#      the guest kernel stays clean (lab.py checks its log and unloads the
+#      module), and the device binds and comes up again
 # Usage: netmap_mode.sh BUILD_DIR (in the lab VM: lab.py run --kvm).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../e2e/lib.sh"
 build=${1:?usage: netmap_mode.sh BUILD_DIR}
 ptgen=$build/tools/ptgen
+map_revoke=$build/tests/guest/map_revoke
 mac=02:50:54:4e:4d:11
 stack_mac=02:50:54:4e:4d:fe	# v1, the host stack's end of the veth
 host_end='netmap:gp}1'
@@ -115,6 +117,10 @@ guest_side() {
 	# device goes away under it.
 	"$ptgen" rx -i "netmap:$ifname" --idle 100 -q >/dev/null 2>"$tmp/rx6.err" &
 	rx=$!
+	"$map_revoke" "netmap:$ifname" "$tmp/mapped" >"$tmp/revoke.out" 2>&1 &
+	holder=$!
+	for _ in $(seq 100); do [ -e "$tmp/mapped" ] && break; sleep 0.1; done
+	[ -e "$tmp/mapped" ] || { cat "$tmp/revoke.out"; fail "map_revoke did not map the port"; }
 	sleep 2
 	t0=$(cpu_ticks "$rx")
 	sleep 3
@@ -131,6 +137,10 @@ guest_side() {
 	fi
 	wait "$rx" && fail "ptgen rx succeeded on a device that went away"
 	echo "guest: after unbind ptgen rx stopped: $(tail -1 "$tmp/rx6.err")"
+	for _ in $(seq 50); do kill -0 "$holder" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$holder" 2>/dev/null && { kill "$holder"; fail "map_revoke still polls a device that went away"; }
+	wait "$holder" || { cat "$tmp/revoke.out"; fail "the mapping of BAR2 outlived the device"; }
+	echo "guest: $(cat "$tmp/revoke.out")"
 	echo "$pci" >/sys/bus/pci/drivers/ptnetmap/bind || fail "bind again"
 	found=$(ifname_of "$mac") || fail "no interface after binding the device again"
 	ip link set "$found" up || fail "START refused after rebinding"
@@ -220,4 +230,4 @@ done
 [ "$(cat "$tmp/rx1.rc")" = 0 ] || { cat "$tmp/rx1.err"; fail "host rx: not every guest packet arrived verified"; }
 [ "$(cat "$tmp/tx2.rc")" = 0 ] || { cat "$tmp/tx2.err"; fail "host tx"; }
 [ "$(cat "$tmp/tx5.rc")" = 0 ] || { cat "$tmp/tx5.err"; fail "host tx, second netmap session"; }
-echo "PASS: netmap mode in a KVM guest: $count packets each way verified, RTT, interface resumes, unbind safe"
+echo "PASS: netmap mode in a KVM guest: $count packets each way verified, RTT, interface resumes, unbind safe (mapping revoked)"

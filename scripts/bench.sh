@@ -8,8 +8,9 @@
 # Builds what it needs (module, ptgen, ptpkt, pt_guest_emu, pt_rates,
 # ptnm-ivshmem-server) unless --no-build, boots the lab VM once and runs
 # tests/bench/lab_job.sh in it; with --guests the lab VM loads KVM and then
-# runs tests/bench/guest_job.sh too (a level-2 guest: host-guest and
-# guest-host placements, about three more minutes). Then it writes
+# runs tests/bench/guest_job.sh (a level-2 guest: host-guest and guest-host
+# placements) and tests/bench/pair_job.sh (two level-2 guests: guest to guest
+# next to virtio-net, and cascades of bridging VMs) too. Then it writes
 # DIR/results.json, DIR/results.csv and DIR/plots/*.png (tests/bench/report.py)
 # and checks the run (tests/bench/check_results.py: every series present,
 # fewer than one notification per packet at saturation, an idle attachment
@@ -39,7 +40,10 @@ if [ "$guests" = 1 ]; then
   timeout=$((timeout + 600))
   # Both jobs in one lab VM, so that the placements' ratios to host to host
   # are measured in the same run.
-  job=(sh -c 'tests/bench/lab_job.sh "$1"; s=$?; tests/bench/guest_job.sh "$1" || s=1; exit $s'
+  job=(sh -c 'tests/bench/lab_job.sh "$1"; s=$?
+              tests/bench/guest_job.sh "$1" || s=1
+              tests/bench/pair_job.sh "$1" || s=1
+              exit $s'
        guests "$build")
   lab_opts=(--kvm) check_opts=(--guests)
 fi

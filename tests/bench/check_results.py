@@ -11,7 +11,12 @@
   - with --guests (scripts/bench.sh --guests): for every batch of the
     host-to-host sweep, traffic guest -> host and host -> guest over the pipe
     and over VALE; round trips both ways, blocking and busy, none lost; and
-    each attachment under one notification per packet over the whole run
+    each attachment under one notification per packet over the whole run.
+    Two guests (pair_job.sh): guest -> guest at each of its batches over the
+    pipe (every packet sent received), VALE and virtio-net; the cascade with
+    0, 1 and 2 bridging VMs at each of its batches, every packet sent
+    received; each of their attachments carried traffic with under one
+    notification per packet
 
     check_results.py [--guests] DIR      (DIR/results.json from report.py)
 Exit status 0 when all holds, 1 otherwise (each problem on stderr)."""
@@ -84,6 +89,7 @@ def check(doc, guests=False):
             errors.append(f"rates {name}: sent {r.get('sent')}, received {r.get('received')}")
     if guests:
         errors += check_placements(sel, batches)
+        errors += check_pair(sel)
     return errors
 
 
@@ -111,6 +117,47 @@ def check_placements(sel, batches):
         elif not (n[0]["kicks_per_packet"] + n[0]["interrupts_per_packet"]) < 1:
             errors.append(f"placement {path}: {n[0]['kicks_per_packet']:.3f} kicks and "
                           f"{n[0]['interrupts_per_packet']:.3f} interrupts per packet (want < 1)")
+    return errors
+
+
+GUEST_PATHS = ("pipe", "vale", "virtio")
+CASCADE_VMS = (0, 1, 2)
+
+
+def check_pair(sel):
+    """The two-guest series: guest to guest and the cascade."""
+    errors = []
+
+    def received(what, r, lossless):
+        if not r or not r[0].get("mpps", 0) > 0:
+            return [f"{what}: no traffic received"]
+        if lossless and r[0].get("packets") != r[0].get("sent"):
+            return [f"{what}: {r[0].get('sent')} sent, {r[0].get('packets')} received "
+                    "(a pipe never drops)"]
+        bad = [k for k in ("out_of_order", "corrupted") if r[0].get(k, 0) != 0]
+        return [f"{what}: {r[0][k]} {k}" for k in bad]
+
+    for series, key, values in (("guest_batch", "path", GUEST_PATHS),
+                                ("cascade", "vms", CASCADE_VMS)):
+        batches = sorted({r["batch"] for r in sel(series) if "batch" in r})
+        if not batches:
+            errors.append(f"{series}: no results")
+        for b in batches:
+            for v in values:
+                r = sel(series, batch=b, **{key: v})
+                lossless = series == "cascade" or v == "pipe"
+                errors += received(f"{series} {key} {v} batch {b}", r, lossless)
+    for series, paths in (("guest_notify", ("pipe", "vale")), ("cascade_notify", ("pipe",))):
+        rows = sel(series)
+        for path in paths:
+            if not any(r.get("path") == path for r in rows):
+                errors.append(f"{series} {path}: no attachment counters")
+        for r in rows:
+            if not r.get("packets", 0) > 0:
+                errors.append(f"{series} {r.get('port')}: no packets")
+            elif not (r["kicks_per_packet"] + r["interrupts_per_packet"]) < 1:
+                errors.append(f"{series} {r['port']}: {r['kicks_per_packet']:.3f} kicks and "
+                              f"{r['interrupts_per_packet']:.3f} interrupts per packet (want < 1)")
     return errors
 
 

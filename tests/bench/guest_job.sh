@@ -58,16 +58,6 @@ steps() {
 	done
 }
 
-# await FILE: wait for the other side (up to 3 minutes).
-await() {
-	for _ in $(seq 1800); do
-		[ -e "$1" ] && return 0
-		sleep 0.1
-	done
-	log "waited in vain for $(basename "$1")"
-	return 1
-}
-
 # side ME SYNC PIPE_PORT VALE_PORT: this side's part of every step; ME is
 # g (the guest) or h (the host).
 side() {
@@ -133,15 +123,12 @@ tmp=$(mktemp -d)
 sync=$tmp/sync
 mkdir -p "$sync"
 server=$build/qemu/ptnm-ivshmem-server
-"$server" --name gq --shared --port 'gq{1' --mac "$mac_p" --dir "$tmp" >"$tmp/server-pipe.log" 2>&1 &
-servers=$!
-"$server" --name gv --port vale7:g --mac "$mac_v" --dir "$tmp" >"$tmp/server-vale.log" 2>&1 &
-servers="$servers $!"
-for s in pipe vale; do
-	for _ in $(seq 100); do grep -q '^ready' "$tmp/server-$s.log" && break; sleep 0.1; done
-	grep -q '^ready' "$tmp/server-$s.log" ||
-		{ cat "$tmp/server-$s.log"; kill $servers; log "no $s attachment"; exit 1; }
-done
+servers=""
+pt_server "$server" "$tmp/server-pipe.log" --name gq --shared --port 'gq{1' --mac "$mac_p" \
+	--dir "$tmp" &&
+	pt_server "$server" "$tmp/server-vale.log" --name gv --port vale7:g --mac "$mac_v" \
+		--dir "$tmp" ||
+	{ kill $servers; log "no attachment"; exit 1; }
 
 side h "$sync" 'netmap:gq}1' vale7:h &
 host=$!
@@ -186,14 +173,6 @@ steps | {
 	[ "$failures" -eq 0 ]
 } || rc=1
 # The attachments' notifications over the whole run, per packet.
-grep -h '^counters ' "$tmp"/server-*.log | cut -d' ' -f2- | python3 -c '
-import json, sys
-for line in sys.stdin:
-    c = json.loads(line)
-    n = c["tx_packets"] + c["rx_packets"]
-    path = "pipe" if "{" in c["port"] else "vale"
-    per = {k + "_per_packet": c[k] / n if n else None for k in ("kicks", "interrupts", "wakeups")}
-    print(json.dumps({"series": "placement_notify", "profile": sys.argv[1], "path": path,
-                      "port": c["port"], "packets": n, **per}))' "$profile" >>"$jsonl"
+python3 "$here/counters.py" placement_notify "$profile" "$tmp"/server-*.log >>"$jsonl"
 log "guest status $rc, host side status $hrc"
 [ "$rc" -eq 0 ] && [ "$hrc" -eq 0 ]

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """The benchmark suite's results: from the lab job's results.jsonl to
 results.json, results.csv and PNG plots, every figure with its ratio to the
-baseline measured in the same run (AF_PACKET over a veth pair).
+baseline measured in the same run (AF_PACKET over a veth pair; between two
+guests virtio-net on a Linux bridge; for the cascade the chain without VMs).
 
     report.py DIR [--no-plots]
 
@@ -20,7 +21,9 @@ LABELS = {
     "vale": "VALE 1 to 1 (copy)",
     "afpacket_veth": "AF_PACKET over veth (baseline)",
     "pt_pipe": "passthrough attachment, pipe",
+    "virtio": "virtio-net, tap on a Linux bridge (baseline)",
 }
+GUEST_BASELINE = "virtio"
 
 
 def load(d):
@@ -124,6 +127,7 @@ def markdown(rows):
                    f"{100 * r.get('worker_cpu', 0):.1f}% | {100 * r.get('guest_cpu', 0):.1f}% | "
                    f"{r.get('kicks')}, {r.get('interrupts')}, {r.get('wakeups')} |")
     out += placement_tables(rows)
+    out += pair_tables(rows)
     return "\n".join(out) + "\n"
 
 
@@ -161,6 +165,46 @@ def placement_tables(rows):
         out.append(f"| {r['path']} | {r['port']} | {r['packets']} | "
                    f"{fmt(r.get('kicks_per_packet'), 4)} | {fmt(r.get('interrupts_per_packet'), 4)} | "
                    f"{fmt(r.get('wakeups_per_packet'), 4)} |")
+    return out
+
+
+def cascade_curves(rows):
+    """{batch: {vms: Mpps}} of the cascade."""
+    out = {}
+    for r in select(rows, "cascade"):
+        out.setdefault(r["batch"], {})[r["vms"]] = r.get("mpps")
+    return dict(sorted(out.items()))
+
+
+def pair_tables(rows):
+    """Two guests (pair_job.sh): guest to guest next to virtio-net, the
+    cascade next to the chain without VMs; nothing without them."""
+    out = []
+    if select(rows, "guest_batch"):
+        out += ["", "| batch | pipe Mpps | VALE Mpps | virtio-net Mpps | pipe / virtio-net"
+                " | VALE / virtio-net |", "|---:|---:|---:|---:|---:|---:|"]
+        pipe, vale, vn = (curve(rows, "guest_batch", p, "batch")
+                          for p in ("pipe", "vale", GUEST_BASELINE))
+        for b in sorted(set(pipe) | set(vale) | set(vn)):
+            out.append(f"| {b} | {fmt(pipe.get(b))} | {fmt(vale.get(b))} | {fmt(vn.get(b))} | "
+                       f"{times(pipe.get(b), vn.get(b), 2)} | {times(vale.get(b), vn.get(b), 2)} |")
+    cascade = cascade_curves(rows)
+    if cascade:
+        out += ["", "| batch | 0 VMs Mpps | 1 VM Mpps | 2 VMs Mpps | 1 VM / 0 | 2 VMs / 0"
+                " | 2 VMs / 1 VM |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for b, m in cascade.items():
+            out.append(f"| {b} | {fmt(m.get(0))} | {fmt(m.get(1))} | {fmt(m.get(2))} | "
+                       f"{times(m.get(1), m.get(0), 2)} | {times(m.get(2), m.get(0), 2)} | "
+                       f"{times(m.get(2), m.get(1), 2)} |")
+    notify = select(rows, "guest_notify") + select(rows, "cascade_notify")
+    if notify:
+        out += ["", "| series | attachment port | packets | kicks/pkt | interrupts/pkt"
+                " | wake-ups/pkt |", "|---|---|---:|---:|---:|---:|"]
+        for r in notify:
+            out.append(f"| {r['series']} | {r['port']} | {r['packets']} | "
+                       f"{fmt(r.get('kicks_per_packet'), 4)} | "
+                       f"{fmt(r.get('interrupts_per_packet'), 4)} | "
+                       f"{fmt(r.get('wakeups_per_packet'), 4)} |")
     return out
 
 
@@ -308,6 +352,42 @@ def plots(d, rows):
             b.set_xscale("log", base=2)
             b.axhline(1, color="grey", lw=0.5)
         save(fig, "placements.png")
+
+    # Guest to guest against batch size (paper Figs 6/7), virtio-net as baseline.
+    if select(rows, "guest_batch"):
+        fig, (a, b) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+        base = curve(rows, "guest_batch", GUEST_BASELINE, "batch")
+        for path in ("pipe", "vale", GUEST_BASELINE):
+            c = curve(rows, "guest_batch", path, "batch")
+            a.plot(list(c), list(c.values()), "o-", label=LABELS[path])
+            b.plot(list(c), [ratio(v, base.get(k)) for k, v in c.items()], "o-",
+                   label=LABELS[path])
+        a.set_ylabel("received Mpps")
+        a.set_title("Guest to guest: throughput against batch size")
+        a.legend(fontsize=8)
+        b.set_ylabel("ratio to virtio-net")
+        b.set_xlabel("batch (packets per system call)")
+        b.set_xscale("log", base=2)
+        b.axhline(1, color="grey", lw=0.5)
+        save(fig, "guest_batch.png")
+
+    # Cascaded VMs bridging between pipes (paper Figs 10-11).
+    cascade = cascade_curves(rows)
+    if cascade:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        for batch, m in cascade.items():
+            vms = sorted(m)
+            a.plot(vms, [m[v] for v in vms], "o-", label=f"batch {batch}")
+            b.plot(vms, [ratio(m[v], m.get(0)) for v in vms], "o-", label=f"batch {batch}")
+        a.set_ylabel("received Mpps")
+        a.set_title("Cascade: host -> bridging VMs -> host")
+        b.set_ylabel("ratio to the chain without VMs")
+        b.axhline(1, color="grey", lw=0.5)
+        for ax in (a, b):
+            ax.set_xlabel("bridging VMs (ptbridge --copy between two pipe ends)")
+            ax.set_xticks(list(range(3)))
+            ax.legend(fontsize=8)
+        save(fig, "cascade.png")
     return made
 
 

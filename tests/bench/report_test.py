@@ -68,6 +68,32 @@ def guest_rows():
     return rows
 
 
+def pair_rows():
+    """What pair_job.sh adds (two guests, scripts/bench.sh --guests)."""
+    rows = []
+    for b in (1, 64):
+        for path, mpps in (("pipe", 0.004 * b), ("vale", 0.002 * b), ("virtio", 0.001 * b)):
+            got = 1000 if path == "pipe" else 800
+            rows.append({"series": "guest_batch", "path": path, "side": "rx", "batch": b,
+                         "mpps": mpps, "packets": got, "sent": 1000})
+    for vms, mpps in ((0, 0.4), (1, 0.1), (2, 0.05)):
+        rows.append({"series": "cascade", "path": "pipe", "vms": vms, "side": "rx",
+                     "batch": 256, "mpps": mpps, "packets": 5000, "sent": 5000})
+    for port in ("gg{1", "gg}1", "vale6:a", "vale6:b"):
+        rows.append({"series": "guest_notify", "path": "vale" if ":" in port else "pipe",
+                     "port": port, "packets": 9000, "kicks_per_packet": 0.01,
+                     "interrupts_per_packet": 0.02, "wakeups_per_packet": 0.03})
+    for port in ("d0}1", "d1{1", "e0}1", "e1{1", "e1}1"):
+        rows.append({"series": "cascade_notify", "path": "pipe", "port": port,
+                     "packets": 20000, "kicks_per_packet": 0.05,
+                     "interrupts_per_packet": 0.04, "wakeups_per_packet": 0.06})
+    return rows
+
+
+def all_rows():
+    return good_rows() + guest_rows() + pair_rows()
+
+
 def rate(rows, name):
     return next(r for r in rows if r.get("rate") == name)
 
@@ -108,7 +134,7 @@ class CheckTest(unittest.TestCase):
 
 class GuestPlacementsTest(unittest.TestCase):
     def test_complete_run_with_guests_passes(self):
-        rows = good_rows() + guest_rows()
+        rows = all_rows()
         self.assertEqual(check_results.check({"results": rows}, guests=True), [])
 
     def test_guests_are_required_only_when_asked_for(self):
@@ -117,7 +143,7 @@ class GuestPlacementsTest(unittest.TestCase):
         self.assertTrue(any("guest-host pipe batch 1" in e for e in errors), errors)
 
     def test_a_placement_without_traffic_is_refused(self):
-        rows = good_rows() + guest_rows()
+        rows = all_rows()
         for r in rows:
             if r["series"] == "placement_batch" and r["placement"] == "host-guest" \
                     and r["path"] == "vale" and r["batch"] == 8:
@@ -126,20 +152,20 @@ class GuestPlacementsTest(unittest.TestCase):
         self.assertEqual(errors, ["placement host-guest vale batch 8: no traffic received"])
 
     def test_lost_round_trips_are_refused(self):
-        rows = good_rows() + guest_rows()
+        rows = all_rows()
         next(r for r in rows if r["series"] == "placement_rtt")["lost"] = 3
         errors = check_results.check({"results": rows}, guests=True)
         self.assertTrue(any("3 round trips lost" in e for e in errors), errors)
 
     def test_a_notification_per_packet_is_refused(self):
-        rows = good_rows() + guest_rows()
+        rows = all_rows()
         next(r for r in rows if r["series"] == "placement_notify")["interrupts_per_packet"] = 1.0
         errors = check_results.check({"results": rows}, guests=True)
         self.assertTrue(any("per packet (want < 1)" in e for e in errors), errors)
 
     def test_report_has_the_placements(self):
         with tempfile.TemporaryDirectory() as d:
-            rows = good_rows() + guest_rows()
+            rows = all_rows()
             (Path(d) / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             subprocess.run([sys.executable, str(HERE / "report.py"), d], check=True,
                            stdout=subprocess.DEVNULL)
@@ -149,6 +175,78 @@ class GuestPlacementsTest(unittest.TestCase):
             # batch 8 over the pipe: 0.08 Mpps from the guest, 1.6 host to host
             self.assertIn("| pipe | 8 | 1.600 | 0.080 | 0.080 | 0.05x | 0.05x |", tables)
             self.assertIn("| vale | busy | 100.0 | 900.0 | 900.0 | 9.00x | 9.00x |", tables)
+            r = subprocess.run([sys.executable, str(HERE / "check_results.py"), "--guests", d])
+            self.assertEqual(r.returncode, 0)
+
+
+class TwoGuestsTest(unittest.TestCase):
+    def errors(self, rows):
+        return check_results.check({"results": rows}, guests=True)
+
+    def test_two_guests_are_required_with_guests(self):
+        rows = good_rows() + guest_rows()
+        errors = self.errors(rows)
+        self.assertIn("guest_batch: no results", errors)
+        self.assertIn("cascade: no results", errors)
+        self.assertIn("cascade_notify pipe: no attachment counters", errors)
+
+    def test_a_missing_baseline_point_is_refused(self):
+        rows = [r for r in all_rows() if not (r["series"] == "guest_batch"
+                                              and r["path"] == "virtio" and r["batch"] == 64)]
+        self.assertEqual(self.errors(rows), ["guest_batch path virtio batch 64: no traffic received"])
+
+    def test_loss_on_a_pipe_is_refused_and_on_vale_not(self):
+        rows = all_rows()
+        for r in rows:
+            if r["series"] == "guest_batch" and r["batch"] == 1:
+                r["packets"] = 999
+        self.assertEqual(self.errors(rows), ["guest_batch path pipe batch 1: 1000 sent, "
+                                             "999 received (a pipe never drops)"])
+
+    def test_loss_in_the_cascade_is_refused(self):
+        rows = all_rows()
+        next(r for r in rows if r["series"] == "cascade" and r["vms"] == 2)["packets"] = 4990
+        errors = self.errors(rows)
+        self.assertEqual(errors, ["cascade vms 2 batch 256: 5000 sent, 4990 received "
+                                  "(a pipe never drops)"])
+
+    def test_damaged_frames_are_refused(self):
+        rows = all_rows()
+        next(r for r in rows if r["series"] == "guest_batch" and r["path"] == "vale")[
+            "corrupted"] = 2
+        self.assertEqual(self.errors(rows), ["guest_batch path vale batch 1: 2 corrupted"])
+
+    def test_a_chain_without_traffic_is_refused(self):
+        rows = [r for r in all_rows() if not (r["series"] == "cascade" and r["vms"] == 1)]
+        self.assertEqual(self.errors(rows), ["cascade vms 1 batch 256: no traffic received"])
+
+    def test_a_notification_per_packet_in_the_cascade_is_refused(self):
+        rows = all_rows()
+        r = next(r for r in rows if r["series"] == "cascade_notify" and r["port"] == "e1}1")
+        r["kicks_per_packet"] = 0.7
+        r["interrupts_per_packet"] = 0.4
+        self.assertEqual(self.errors(rows), ["cascade_notify e1}1: 0.700 kicks and 0.400 "
+                                             "interrupts per packet (want < 1)"])
+
+    def test_an_idle_attachment_is_refused(self):
+        rows = all_rows()
+        next(r for r in rows if r["series"] == "guest_notify")["packets"] = 0
+        self.assertEqual(self.errors(rows), ["guest_notify gg{1: no packets"])
+
+    def test_report_has_two_guests_and_the_cascade(self):
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "results.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                           for r in all_rows()))
+            subprocess.run([sys.executable, str(HERE / "report.py"), d], check=True,
+                           stdout=subprocess.DEVNULL)
+            for png in ("guest_batch", "cascade"):
+                data = (Path(d) / "plots" / f"{png}.png").read_bytes()
+                self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n", png)
+            tables = (Path(d) / "tables.md").read_text()
+            # batch 64: pipe 0.256, VALE 0.128, virtio-net 0.064 Mpps
+            self.assertIn("| 64 | 0.256 | 0.128 | 0.064 | 4.00x | 2.00x |", tables)
+            self.assertIn("| 256 | 0.400 | 0.100 | 0.050 | 0.25x | 0.12x | 0.50x |", tables)
+            self.assertIn("| cascade_notify | e1}1 | 20000 | 0.0500 | 0.0400 | 0.0600 |", tables)
             r = subprocess.run([sys.executable, str(HERE / "check_results.py"), "--guests", d])
             self.assertEqual(r.returncode, 0)
 

@@ -13,10 +13,10 @@
     and over VALE; round trips both ways, blocking and busy, none lost; and
     each attachment under one notification per packet over the whole run.
     Two guests (pair_job.sh): guest -> guest at each of its batches over the
-    pipe (every packet sent received), VALE and virtio-net; the cascade with
-    0, 1 and 2 bridging VMs at each of its batches, every packet sent
-    received; each of their attachments carried traffic with under one
-    notification per packet
+    pipe (every packet sent received, in order), VALE and virtio-net; the
+    cascade with 0, 1 and 2 bridging VMs at each of its batches, every
+    packet sent received in order; no damaged frame; each of their
+    attachments carried traffic with under one notification per packet
 
     check_results.py [--guests] DIR      (DIR/results.json from report.py)
 Exit status 0 when all holds, 1 otherwise (each problem on stderr)."""
@@ -134,8 +134,10 @@ def check_pair(sel):
         if lossless and r[0].get("packets") != r[0].get("sent"):
             return [f"{what}: {r[0].get('sent')} sent, {r[0].get('packets')} received "
                     "(a pipe never drops)"]
-        bad = [k for k in ("out_of_order", "corrupted") if r[0].get(k, 0) != 0]
-        return [f"{what}: {r[0][k]} {k}" for k in bad]
+        # Damage anywhere; reordering where nothing is dropped (a VALE port
+        # that drops at a full ring is only counted: docs/benchmarks.md).
+        keys = ("out_of_order", "corrupted") if lossless else ("corrupted",)
+        return [f"{what}: {r[0][k]} {k}" for k in keys if r[0].get(k, 0) != 0]
 
     for series, key, values in (("guest_batch", "path", GUEST_PATHS),
                                 ("cascade", "vms", CASCADE_VMS)):

@@ -182,12 +182,17 @@ def pair_tables(rows):
     out = []
     if select(rows, "guest_batch"):
         out += ["", "| batch | pipe Mpps | VALE Mpps | virtio-net Mpps | pipe / virtio-net"
-                " | VALE / virtio-net |", "|---:|---:|---:|---:|---:|---:|"]
+                " | VALE / virtio-net | VALE sent / received / out of order |",
+                "|---:|---:|---:|---:|---:|---:|---:|"]
         pipe, vale, vn = (curve(rows, "guest_batch", p, "batch")
                           for p in ("pipe", "vale", GUEST_BASELINE))
         for b in sorted(set(pipe) | set(vale) | set(vn)):
+            v = select(rows, "guest_batch", path="vale", batch=b)
+            v = v[0] if v else {}
             out.append(f"| {b} | {fmt(pipe.get(b))} | {fmt(vale.get(b))} | {fmt(vn.get(b))} | "
-                       f"{times(pipe.get(b), vn.get(b), 2)} | {times(vale.get(b), vn.get(b), 2)} |")
+                       f"{times(pipe.get(b), vn.get(b), 2)} | {times(vale.get(b), vn.get(b), 2)} | "
+                       f"{v.get('sent', '-')} / {v.get('packets', '-')} / "
+                       f"{v.get('out_of_order', '-')} |")
     cascade = cascade_curves(rows)
     if cascade:
         out += ["", "| batch | 0 VMs Mpps | 1 VM Mpps | 2 VMs Mpps | 1 VM / 0 | 2 VMs / 0"

@@ -216,6 +216,13 @@ class TwoGuestsTest(unittest.TestCase):
             "corrupted"] = 2
         self.assertEqual(self.errors(rows), ["guest_batch path vale batch 1: 2 corrupted"])
 
+    def test_reordering_is_refused_on_a_pipe_only(self):
+        rows = all_rows()
+        for r in rows:
+            if r["series"] in ("guest_batch", "cascade") and r["batch"] == 64:
+                r["out_of_order"] = 5
+        self.assertEqual(self.errors(rows), ["guest_batch path pipe batch 64: 5 out_of_order"])
+
     def test_a_chain_without_traffic_is_refused(self):
         rows = [r for r in all_rows() if not (r["series"] == "cascade" and r["vms"] == 1)]
         self.assertEqual(self.errors(rows), ["cascade vms 1 batch 256: no traffic received"])
@@ -244,7 +251,7 @@ class TwoGuestsTest(unittest.TestCase):
                 self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n", png)
             tables = (Path(d) / "tables.md").read_text()
             # batch 64: pipe 0.256, VALE 0.128, virtio-net 0.064 Mpps
-            self.assertIn("| 64 | 0.256 | 0.128 | 0.064 | 4.00x | 2.00x |", tables)
+            self.assertIn("| 64 | 0.256 | 0.128 | 0.064 | 4.00x | 2.00x | 1000 / 800 / - |", tables)
             self.assertIn("| 256 | 0.400 | 0.100 | 0.050 | 0.25x | 0.12x | 0.50x |", tables)
             self.assertIn("| cascade_notify | e1}1 | 20000 | 0.0500 | 0.0400 | 0.0600 |", tables)
             r = subprocess.run([sys.executable, str(HERE / "check_results.py"), "--guests", d])

@@ -14,8 +14,8 @@
 # DIR/results.json, DIR/results.csv and DIR/plots/*.png (tests/bench/report.py)
 # and checks the run (tests/bench/check_results.py: every series present,
 # fewer than one notification per packet at saturation, an idle attachment
-# using no CPU). The short profile takes about three minutes under TCG, the
-# long one about twenty. Defaults:
+# using no CPU). The short profile takes about three minutes under TCG (five
+# with --guests), the long one about twenty (more with --guests). Defaults:
 # --profile short, --build build, --out BUILD/bench-PROFILE.
 # Under the lab's emulation only ratios within a run and per-packet counts
 # mean something; see docs/benchmarks.md.

@@ -488,6 +488,83 @@ static bool ptnh_rx(struct ptnh_ring *r, int *err)
 	return ptnh_idle(r);
 }
 
+/* Publish the kernel's view of a ring again, counting an error. */
+static void ptnh_ring_reset(struct ptnh_ring *r)
+{
+	struct ptnm_kring *kring = r->kring;
+	struct ptnh_sync s;
+
+	if (ptnh_counted(r->peer)) {
+		u64_stats_update_begin(&r->peer->stats.syncp);
+		u64_stats_inc(&r->peer->stats.errors);
+		u64_stats_update_end(&r->peer->stats.syncp);
+	}
+	mutex_lock(&kring->sync_lock);
+	s.hwcur = kring->nr_hwcur;
+	s.tail = kring->rtail;
+	mutex_unlock(&kring->sync_lock);
+	ptnh_publish(r, &s);
+	r->kick_on = false;
+	ptnh_kicks(r, true);
+}
+
+/*
+ * One pass over a started peer's rings. Returns true if another pass is due;
+ * a guest that broke the rules is stopped (peer->started goes false).
+ */
+static bool ptnh_peer_rings_pass(struct ptnh_peer *peer)
+{
+	bool again = false;
+	int err = 0;
+	u32 i;
+
+	for (i = 0; i < peer->nrings; i++) {
+		struct ptnh_ring *r = &peer->rings[i];
+
+		if (r->direct)
+			continue;	/* its work item's */
+		if (r->kring->dir == PTNM_TX)
+			again |= ptnh_tx(r, &err);
+		else
+			again |= ptnh_rx(r, &err);
+		if (err && !peer->desc) {
+			/*
+			 * An application's kloop: like a bad sync, the ring
+			 * is reset to the kernel's indexes and the loop goes
+			 * on (the application only hurts itself).
+			 */
+			ptnh_ring_reset(r);
+			err = 0;
+			continue;
+		}
+		if (err) {
+			ptnh_peer_fail(peer, err == -EPROTO ?
+				       "bad CSB indexes" : "bad slot");
+			return false;
+		}
+	}
+	return again;
+}
+
+/*
+ * STOP: one more pass over the rings first, for what the guest published
+ * since the last one (releasing RX slots needs no kick, so its last
+ * releases may be news to us), then the rings as a START must find them.
+ * A START thus resumes where the guest left off, never before it: that
+ * would hand the guest again the frames it had already taken.
+ */
+static void ptnh_peer_stop(struct ptnh_peer *peer)
+{
+	if (peer->started) {
+		ptnh_peer_rings_pass(peer);
+		if (!peer->started)
+			return;	/* stopped on what it found, and counted */
+	}
+	peer->started = false;
+	WRITE_ONCE(peer->desc->link, 0);
+	ptnh_peer_stop_rings(peer);
+}
+
 /* START: the rings must be as we left them (head = cur = our rhead). */
 static int ptnh_peer_start(struct ptnh_peer *peer)
 {
@@ -532,9 +609,7 @@ static void ptnh_peer_ctrl(struct ptnh_peer *peer)
 		status = ptnh_peer_start(peer);
 		break;
 	case PTNM_CTRL_STOP:
-		peer->started = false;
-		WRITE_ONCE(peer->desc->link, 0);
-		ptnh_peer_stop_rings(peer);
+		ptnh_peer_stop(peer);
 		status = 0;
 		break;
 	default:
@@ -548,63 +623,14 @@ static void ptnh_peer_ctrl(struct ptnh_peer *peer)
 	ptnh_irq(peer, PTNM_CTRL_VECTOR);
 }
 
-/* Publish the kernel's view of a ring again, counting an error. */
-static void ptnh_ring_reset(struct ptnh_ring *r)
-{
-	struct ptnm_kring *kring = r->kring;
-	struct ptnh_sync s;
-
-	if (ptnh_counted(r->peer)) {
-		u64_stats_update_begin(&r->peer->stats.syncp);
-		u64_stats_inc(&r->peer->stats.errors);
-		u64_stats_update_end(&r->peer->stats.syncp);
-	}
-	mutex_lock(&kring->sync_lock);
-	s.hwcur = kring->nr_hwcur;
-	s.tail = kring->rtail;
-	mutex_unlock(&kring->sync_lock);
-	ptnh_publish(r, &s);
-	r->kick_on = false;
-	ptnh_kicks(r, true);
-}
-
 /* One pass over a peer. Returns true if another pass is due. */
 static bool ptnh_peer_pass(struct ptnh_peer *peer)
 {
-	bool again = false;
-	int err = 0;
-	u32 i;
-
 	if (peer->desc)
 		ptnh_peer_ctrl(peer);
 	if (!peer->started)
 		return false;
-	for (i = 0; i < peer->nrings; i++) {
-		struct ptnh_ring *r = &peer->rings[i];
-
-		if (r->direct)
-			continue;	/* its work item's */
-		if (r->kring->dir == PTNM_TX)
-			again |= ptnh_tx(r, &err);
-		else
-			again |= ptnh_rx(r, &err);
-		if (err && !peer->desc) {
-			/*
-			 * An application's kloop: like a bad sync, the ring
-			 * is reset to the kernel's indexes and the loop goes
-			 * on (the application only hurts itself).
-			 */
-			ptnh_ring_reset(r);
-			err = 0;
-			continue;
-		}
-		if (err) {
-			ptnh_peer_fail(peer, err == -EPROTO ?
-				       "bad CSB indexes" : "bad slot");
-			return false;
-		}
-	}
-	return again;
+	return ptnh_peer_rings_pass(peer);
 }
 
 static bool ptnh_should_stop(struct ptnh_att *att, int *ret)

@@ -223,6 +223,18 @@ class TwoGuestsTest(unittest.TestCase):
                 r["out_of_order"] = 5
         self.assertEqual(self.errors(rows), ["guest_batch path pipe batch 64: 5 out_of_order"])
 
+    def test_frames_delivered_twice_are_named_with_the_count(self):
+        # A receiver handed frames it had taken already: more received than
+        # sent, and the repeats out of sequence, in one message.
+        rows = all_rows()
+        r = next(r for r in rows if r["series"] == "guest_batch" and r["path"] == "pipe"
+                 and r["batch"] == 64)
+        r["packets"] += 122
+        r["out_of_order"] = 122
+        self.assertEqual(self.errors(rows), ["guest_batch path pipe batch 64: 1000 sent, "
+                                             "1122 received (a pipe never drops), "
+                                             "122 out_of_order"])
+
     def test_a_chain_without_traffic_is_refused(self):
         rows = [r for r in all_rows() if not (r["series"] == "cascade" and r["vms"] == 1)]
         self.assertEqual(self.errors(rows), ["cascade vms 1 batch 256: no traffic received"])

@@ -335,7 +335,7 @@ def run_vm(args, level):
     keep = args.results is not None
     results = Path(args.results or tempfile.mkdtemp(prefix=f"lab{level}-"))
     results.mkdir(parents=True, exist_ok=True)
-    for stale in ("rc", "status", "dmesg", "output", "kallsyms", FAULTS_FILE):
+    for stale in ("rc", "status", "dmesg", "output", "kallsyms", FAULTS_FILE, HOST_CLOCK_FILE):
         (results / stale).unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
     env.update(kv.split("=", 1) for kv in args.env)
@@ -354,6 +354,21 @@ def run_vm(args, level):
         print("lab:", shlex.join(cmd), file=sys.stderr)
     log = []
     started = time.monotonic()
+    clock_stop = threading.Event()
+    if level == 1:
+        threading.Thread(target=keep_host_clock, args=(results, clock_stop),
+                         daemon=True).start()
+    try:
+        return watch_vm(args, level, cmd, results, monitor, log, started)
+    finally:
+        clock_stop.set()
+        shutil.rmtree(monitor.parent, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(results, ignore_errors=True)
+
+
+def watch_vm(args, level, cmd, results, monitor, log, started):
+    """Runs the VM of run_vm to its end and tells how it ended."""
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     timer_lost = threading.Event()
@@ -374,92 +389,87 @@ def run_vm(args, level):
                                      reset_report), daemon=True)
     watcher.start()
     try:
+        wait_for_vm(proc, args.timeout, level)
+    except subprocess.TimeoutExpired:
         try:
-            proc.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                cpus, emulators = stuck_cpus_report(monitor, results / "kallsyms")
-            except Exception as err:  # a report, never a reason to keep the VM
-                cpus, emulators = f"\n(no CPU state: {err!r})\n", False
-            proc.kill()
-            proc.wait()
-            reader.join()
-            if emulators:
-                breakpoint_fault.append(cpus)
-            if breakpoint_fault:
-                raise int3_fault(level, log, breakpoint_fault[0])
-            raise LabError(f"timeout: the level-{level} VM did not finish within "
-                           f"{args.timeout} s; last console lines:\n" + "".join(log[-40:])
-                           + cpus + job_output_tail(results))
+            cpus, emulators = stuck_cpus_report(monitor, results / "kallsyms")
+        except Exception as err:  # a report, never a reason to keep the VM
+            cpus, emulators = f"\n(no CPU state: {err!r})\n", False
+        proc.kill()
+        proc.wait()
         reader.join()
-        watcher.join(timeout=10)
+        if emulators:
+            breakpoint_fault.append(cpus)
         if breakpoint_fault:
             raise int3_fault(level, log, breakpoint_fault[0])
-        if timer_lost.is_set():
-            raise TimerLost(f"the level-{level} VM lost its timer interrupts after "
-                            f"{time.monotonic() - started:.0f} s:\n"
-                            + "".join(line for line in log[-40:] if TIMER_LOST.search(line))
-                            + job_output_tail(results))
-        elapsed = time.monotonic() - started
-        console = "".join(log)
-        if args.console_log:
-            Path(args.console_log).write_text(console)
+        raise LabError(f"timeout: the level-{level} VM did not finish within "
+                       f"{args.timeout:.0f} s; last console lines:\n" + "".join(log[-40:])
+                       + cpus + job_output_tail(results))
+    reader.join()
+    watcher.join(timeout=10)
+    if breakpoint_fault:
+        raise int3_fault(level, log, breakpoint_fault[0])
+    if timer_lost.is_set():
+        raise TimerLost(f"the level-{level} VM lost its timer interrupts after "
+                        f"{time.monotonic() - started:.0f} s:\n"
+                        + "".join(line for line in log[-40:] if TIMER_LOST.search(line))
+                        + job_output_tail(results))
+    elapsed = time.monotonic() - started
+    console = "".join(log)
+    if args.console_log:
+        Path(args.console_log).write_text(console)
 
-        status = job_status(results)
-        dmesg_file = results / "dmesg"
-        dmesg = dmesg_file.read_text(errors="replace") if dmesg_file.exists() else ""
-        if not status:
-            said = [line for line in log if line.startswith("LAB-ERROR")]
-            if said:
-                raise LabError(f"level-{level} VM: {said[-1][len('LAB-ERROR: '):].strip()}")
-            trouble = trouble_in(console, "LAB: loading modules")
-            if trouble and interrupt_taken_while_masked(trouble):
-                raise EmulatorFault(f"the level-{level} VM took timer interrupts while "
-                                    f"they were masked, until its interrupt stack "
-                                    f"overflowed:\n{trouble}")
-            if trouble:
-                raise LabError(f"kernel crash in the level-{level} VM:\n{trouble}")
-            if level == 2 and proc.returncode == 0 and "LAB: job start" not in console:
-                raise EarlyReset(f"the level-2 VM reset before its job started "
-                                 f"({len(log)} console lines)")
-            if level == 2 and proc.returncode == 0 and silent_reset_is_emulators(
-                    "".join(reset_report)):
-                raise EmulatorFault("the level-2 VM reset silently (nothing on its console) "
-                                    "before the job finished; console:\n"
-                                    + "".join(log[-20:]) + "".join(reset_report))
-            if level == 1 and proc.returncode == 0 and lab_vm_reset_is_emulators(
-                    "".join(reset_report)):
-                raise EmulatorFault("the lab VM reset silently while running a nested guest "
-                                    "(emulated SVM); console:\n"
-                                    + "".join(log[-20:]) + "".join(reset_report))
-            raise LabError(f"the level-{level} VM reset before the job finished "
-                           f"(qemu exit {proc.returncode}); console:\n" + "".join(log[-60:])
-                           + "".join(reset_report))
-        if status.startswith("lab-error"):
-            raise LabError(f"level-{level} VM: {status[len('lab-error: '):]}\n"
-                           + (dmesg[-3000:] if dmesg else ""))
-        trouble = trouble_in(dmesg, "LAB: loading modules")
+    status = job_status(results)
+    dmesg_file = results / "dmesg"
+    dmesg = dmesg_file.read_text(errors="replace") if dmesg_file.exists() else ""
+    if not status:
+        said = [line for line in log if line.startswith("LAB-ERROR")]
+        if said:
+            raise LabError(f"level-{level} VM: {said[-1][len('LAB-ERROR: '):].strip()}")
+        trouble = trouble_in(console, "LAB: loading modules")
+        if trouble and interrupt_taken_while_masked(trouble):
+            raise EmulatorFault(f"the level-{level} VM took timer interrupts while "
+                                f"they were masked, until its interrupt stack "
+                                f"overflowed:\n{trouble}")
         if trouble:
-            raise LabError(f"kernel oops or warning in the level-{level} VM during the "
-                           f"job:\n{trouble}")
-        rc_file = results / "rc"
-        if not rc_file.exists():
-            raise LabError("the job left no exit status")
-        rc = int(rc_file.read_text().strip() or LAB_ERROR)
-        faults = results / FAULTS_FILE
-        if rc != 0 and faults.exists():
-            raise EmulatorFault("a level-2 guest of the job met a fault of the emulator:\n"
-                                + faults.read_text(errors="replace") + job_output_tail(results))
-        if args.quiet:
-            sys.stdout.write((results / "output").read_text(errors="replace"))
-        if args.verbose:
-            print(f"lab: level-{level} VM finished in {elapsed:.1f} s, job status {rc}",
-                  file=sys.stderr)
-        return rc
-    finally:
-        shutil.rmtree(monitor.parent, ignore_errors=True)
-        if not keep:
-            shutil.rmtree(results, ignore_errors=True)
+            raise LabError(f"kernel crash in the level-{level} VM:\n{trouble}")
+        if level == 2 and proc.returncode == 0 and "LAB: job start" not in console:
+            raise EarlyReset(f"the level-2 VM reset before its job started "
+                             f"({len(log)} console lines)")
+        if level == 2 and proc.returncode == 0 and silent_reset_is_emulators(
+                "".join(reset_report)):
+            raise EmulatorFault("the level-2 VM reset silently (nothing on its console) "
+                                "before the job finished; console:\n"
+                                + "".join(log[-20:]) + "".join(reset_report))
+        if level == 1 and proc.returncode == 0 and lab_vm_reset_is_emulators(
+                "".join(reset_report)):
+            raise EmulatorFault("the lab VM reset silently while running a nested guest "
+                                "(emulated SVM); console:\n"
+                                + "".join(log[-20:]) + "".join(reset_report))
+        raise LabError(f"the level-{level} VM reset before the job finished "
+                       f"(qemu exit {proc.returncode}); console:\n" + "".join(log[-60:])
+                       + "".join(reset_report))
+    if status.startswith("lab-error"):
+        raise LabError(f"level-{level} VM: {status[len('lab-error: '):]}\n"
+                       + (dmesg[-3000:] if dmesg else ""))
+    trouble = trouble_in(dmesg, "LAB: loading modules")
+    if trouble:
+        raise LabError(f"kernel oops or warning in the level-{level} VM during the "
+                       f"job:\n{trouble}")
+    rc_file = results / "rc"
+    if not rc_file.exists():
+        raise LabError("the job left no exit status")
+    rc = int(rc_file.read_text().strip() or LAB_ERROR)
+    faults = results / FAULTS_FILE
+    if rc != 0 and faults.exists():
+        raise EmulatorFault("a level-2 guest of the job met a fault of the emulator:\n"
+                            + faults.read_text(errors="replace") + job_output_tail(results))
+    if args.quiet:
+        sys.stdout.write((results / "output").read_text(errors="replace"))
+    if args.verbose:
+        print(f"lab: level-{level} VM finished in {elapsed:.1f} s, job status {rc}",
+              file=sys.stderr)
+    return rc
 
 
 def kernel_symbol(address, kallsyms):
@@ -670,6 +680,57 @@ def parse_args(argv):
 # Seconds a nested guest leaves to the lab VM for reporting its own failure.
 DEADLINE_MARGIN = 45
 
+# The host's clock as the lab VM sees it: the harness writes its time into
+# the results folder every second. Under emulation the lab VM's own clock can
+# drift from the host's, and LAB_DEADLINE is a time on the host's.
+HOST_CLOCK_FILE = "host-clock"
+
+
+def keep_host_clock(results, stop):
+    clock = results / HOST_CLOCK_FILE
+    fresh = results / f"{HOST_CLOCK_FILE}.new"
+    while True:
+        try:
+            fresh.write_text(f"{time.time():.3f}\n")
+            fresh.replace(clock)
+        except OSError:
+            pass  # the results folder went away: the run is over
+        if stop.wait(1):
+            return
+
+
+def host_time():
+    """The host's time, read from the lab VM's results folder when there is
+    one (inside the lab VM), else this machine's own clock."""
+    results = os.environ.get("LAB_RESULTS")
+    if results and os.environ.get("LAB_LEVEL") == "1":
+        try:
+            return float((Path(results) / HOST_CLOCK_FILE).read_text())
+        except (OSError, ValueError):
+            pass
+    return time.time()
+
+
+def wait_for_vm(proc, timeout, level):
+    """proc.wait(timeout), which a level-2 VM also keeps by the host's clock:
+    it must end DEADLINE_MARGIN s before the lab VM is stopped, however the
+    lab VM's clock has drifted."""
+    deadline = os.environ.get("LAB_DEADLINE")
+    if level != 2 or not deadline:
+        proc.wait(timeout=timeout)
+        return
+    end = time.monotonic() + timeout
+    end_on_host = float(deadline) - DEADLINE_MARGIN
+    while True:
+        left = min(end - time.monotonic(), end_on_host - host_time())
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        try:
+            proc.wait(timeout=min(left, 2))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+
 
 def fit_deadline(args):
     """Shortens a level-2 guest's timeout to end before the lab VM's own
@@ -677,7 +738,7 @@ def fit_deadline(args):
     deadline = os.environ.get("LAB_DEADLINE")
     if not deadline:
         return
-    left = float(deadline) - time.time() - DEADLINE_MARGIN
+    left = float(deadline) - host_time() - DEADLINE_MARGIN
     if left < 30:
         raise LabError(f"no time left for the level-2 guest: the lab VM stops in "
                        f"{left + DEADLINE_MARGIN:.0f} s")

@@ -488,17 +488,12 @@ static bool ptnh_rx(struct ptnh_ring *r, int *err)
 	return ptnh_idle(r);
 }
 
-/* Publish the kernel's view of a ring again, counting an error. */
-static void ptnh_ring_reset(struct ptnh_ring *r)
+/* Publish the kernel's view of a ring, kicks wanted. */
+static void ptnh_republish(struct ptnh_ring *r)
 {
 	struct ptnm_kring *kring = r->kring;
 	struct ptnh_sync s;
 
-	if (ptnh_counted(r->peer)) {
-		u64_stats_update_begin(&r->peer->stats.syncp);
-		u64_stats_inc(&r->peer->stats.errors);
-		u64_stats_update_end(&r->peer->stats.syncp);
-	}
 	mutex_lock(&kring->sync_lock);
 	s.hwcur = kring->nr_hwcur;
 	s.tail = kring->rtail;
@@ -506,6 +501,17 @@ static void ptnh_ring_reset(struct ptnh_ring *r)
 	ptnh_publish(r, &s);
 	r->kick_on = false;
 	ptnh_kicks(r, true);
+}
+
+/* Publish the kernel's view of a ring again, counting an error. */
+static void ptnh_ring_reset(struct ptnh_ring *r)
+{
+	if (ptnh_counted(r->peer)) {
+		u64_stats_update_begin(&r->peer->stats.syncp);
+		u64_stats_inc(&r->peer->stats.errors);
+		u64_stats_update_end(&r->peer->stats.syncp);
+	}
+	ptnh_republish(r);
 }
 
 /*
@@ -574,19 +580,11 @@ static int ptnh_peer_start(struct ptnh_peer *peer)
 		return -EBUSY;
 	for (i = 0; i < peer->nrings; i++) {
 		struct ptnh_ring *r = &peer->rings[i];
-		struct ptnm_kring *kring = r->kring;
-		struct ptnh_sync s;
 
-		if (READ_ONCE(r->atok->head) != kring->rhead ||
-		    READ_ONCE(r->atok->cur) != kring->rhead)
+		if (READ_ONCE(r->atok->head) != r->kring->rhead ||
+		    READ_ONCE(r->atok->cur) != r->kring->rhead)
 			return -EINVAL;
-		mutex_lock(&kring->sync_lock);
-		s.hwcur = kring->nr_hwcur;
-		s.tail = kring->rtail;
-		mutex_unlock(&kring->sync_lock);
-		ptnh_publish(r, &s);
-		r->kick_on = false;
-		ptnh_kicks(r, true);
+		ptnh_republish(r);
 	}
 	peer->started = true;
 	peer->broken = false;

@@ -232,6 +232,17 @@ def plots(d, rows):
         plt.close(fig)
         made.append(out / name)
 
+    def rate_and_ratio(a, b, title, baseline, xlabel, legend_size=None):
+        """Labels a pair of panels: Mpps received above, the ratio to
+        `baseline` below, against a power of two."""
+        a.set_ylabel("received Mpps")
+        a.set_title(title)
+        a.legend(fontsize=legend_size)
+        b.set_ylabel(f"ratio to {baseline}")
+        b.set_xlabel(xlabel)
+        b.set_xscale("log", base=2)
+        b.axhline(1, color="grey", lw=0.5)
+
     # Throughput against batch size (paper Figs 6/7, host to host).
     fig, (a, b) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     base = curve(rows, "batch", BASELINE, "batch")
@@ -241,13 +252,8 @@ def plots(d, rows):
             a.plot(list(c), list(c.values()), "o-", label=LABELS[path])
             b.plot(list(c), [ratio(v, base.get(k)) for k, v in c.items()], "o-",
                    label=LABELS[path])
-    a.set_ylabel("received Mpps")
-    a.set_title("Host to host: throughput against batch size")
-    a.legend()
-    b.set_ylabel("ratio to AF_PACKET/veth")
-    b.set_xlabel("batch (packets per system call)")
-    b.set_xscale("log", base=2)
-    b.axhline(1, color="grey", lw=0.5)
+    rate_and_ratio(a, b, "Host to host: throughput against batch size", "AF_PACKET/veth",
+                   "batch (packets per system call)")
     save(fig, "batch.png")
 
     # A fast sender against ring size (paper Fig 8).
@@ -259,13 +265,8 @@ def plots(d, rows):
             a.plot(list(c), list(c.values()), "o-", label=LABELS[path])
             b.plot(list(c), [ratio(v, baseline_at(rows, bat.get(k))) for k, v in c.items()],
                    "o-", label=LABELS[path])
-    a.set_ylabel("received Mpps")
-    a.set_title("Fast sender: throughput against ring size")
-    a.legend()
-    b.set_ylabel("ratio to AF_PACKET/veth\n(same batch)")
-    b.set_xlabel("slots per ring (batch = min(slots, 256))")
-    b.set_xscale("log", base=2)
-    b.axhline(1, color="grey", lw=0.5)
+    rate_and_ratio(a, b, "Fast sender: throughput against ring size",
+                   "AF_PACKET/veth\n(same batch)", "slots per ring (batch = min(slots, 256))")
     save(fig, "ring.png")
 
     # Round trips (paper Table 1, host to host).
@@ -349,13 +350,7 @@ def plots(d, rows):
                 a.plot(list(c), list(c.values()), "o-", color=color, label=label)
                 b.plot(list(c), [ratio(v, hh.get(k)) for k, v in c.items()], "o-",
                        color=color, label=label)
-            a.set_title(LABELS[path])
-            a.set_ylabel("received Mpps")
-            a.legend(fontsize=8)
-            b.set_ylabel("ratio to host → host")
-            b.set_xlabel("batch")
-            b.set_xscale("log", base=2)
-            b.axhline(1, color="grey", lw=0.5)
+            rate_and_ratio(a, b, LABELS[path], "host → host", "batch", legend_size=8)
         save(fig, "placements.png")
 
     # Guest to guest against batch size (paper Figs 6/7), virtio-net as baseline.
@@ -367,13 +362,8 @@ def plots(d, rows):
             a.plot(list(c), list(c.values()), "o-", label=LABELS[path])
             b.plot(list(c), [ratio(v, base.get(k)) for k, v in c.items()], "o-",
                    label=LABELS[path])
-        a.set_ylabel("received Mpps")
-        a.set_title("Guest to guest: throughput against batch size")
-        a.legend(fontsize=8)
-        b.set_ylabel("ratio to virtio-net")
-        b.set_xlabel("batch (packets per system call)")
-        b.set_xscale("log", base=2)
-        b.axhline(1, color="grey", lw=0.5)
+        rate_and_ratio(a, b, "Guest to guest: throughput against batch size", "virtio-net",
+                       "batch (packets per system call)", legend_size=8)
         save(fig, "guest_batch.png")
 
     # Cascaded VMs bridging between pipes (paper Figs 10-11).

@@ -9,6 +9,9 @@ helpers it uses): users, tmpfs over libvirt's folders, the agent, a VALE
 switch with the host's stack bridged on. The difference is the daemon, the
 patched libvirtd run from the cached build, and the device:
 
+  0. `virsh domcapabilities` lists ptnetmap among the interface types
+     (<devices><interface><enum name='type'>, what Nova's patch reads to
+     choose <interface type='ptnetmap'> over <shmem>).
   1. A definition whose interface names a switch port with the wrong trust
      policy is refused with the patch's message.
   2. ptnetd makes VM attachment vm1 on switch valeL; a domain with
@@ -32,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +94,16 @@ def live_has_interface():
     return "<interface type='ptnetmap'>" in virsh("dumpxml", DOMAIN).stdout
 
 
+def interface_types():
+    """The interface types of the domain capabilities (qemu, KVM, this arch)."""
+    r = virsh("domcapabilities", "--virttype", "kvm", timeout=120)
+    if r.returncode != 0:
+        return None, r.stderr
+    caps = ET.fromstring(r.stdout)
+    return ({v.text for v in caps.findall("./devices/interface/enum[@name='type']/value")},
+            r.stdout)
+
+
 def main():
     global LIBVIRT
     ap = argparse.ArgumentParser()
@@ -126,6 +140,12 @@ def main():
     shm.harness.write_job(results, [str(HERE / "virsh_shmem_guest.sh")],
                           {"LAB_LEVEL": "2", "GUEST_SECONDS": "200"}, "/")
     domain = shm.domain_xml(results, boot / "vmlinuz", boot / "initramfs.cpio.gz", module)
+
+    # 0. The domain capabilities say that this libvirt has the type.
+    types, out = interface_types()
+    check(types is not None and {"ptnetmap", "bridge", "user"} <= types,
+          "virsh domcapabilities lists ptnetmap (and bridge, user) as interface types",
+          out[-1500:])
 
     # 1. A wrong trust policy is refused at define time.
     (WORK / "bad.xml").write_text(with_interface(domain, interface_xml(sock, "trusted")))

@@ -10,7 +10,8 @@ BUILD="${PTNETMAP_BUILD:-build}"
 ./scripts/setup.sh
 # Debian's libvirt with our patches (libvirt/): built once per patch series and
 # cached, about 3 minutes on two idle cores, so that libvirt.unit and
-# e2e.libvirt_ptnetmap run. PTNETMAP_LIBVIRT=skip leaves it out (they skip).
+# e2e.libvirt_ptnetmap run. PTNETMAP_LIBVIRT=skip leaves it out: libvirt.unit
+# then skips and e2e.libvirt_ptnetmap is not registered.
 if [ "${PTNETMAP_LIBVIRT:-build}" != skip ]; then
   ./scripts/setup-libvirt-build.sh
   ./libvirt/build.sh build

@@ -30,6 +30,9 @@ declare -A SHA256=(
 # Only what the QEMU driver, its daemons, virsh and the tests need.
 MESON_OPTIONS=(
   --buildtype=debugoptimized -Dsystem=true
+  # Debian's helper folder: libvirtd runs /usr/lib/libvirt/virt-aa-helper,
+  # where the lab's AppArmor test puts the patched one.
+  --libexecdir=lib/libvirt
   -Ddocs=disabled -Dtests=enabled -Dexpensive_tests=disabled -Dnls=disabled
   -Dwireshark_dissector=disabled -Dpolkit=disabled -Dsasl=disabled
   -Dapparmor=enabled -Dsecdriver_apparmor=enabled -Dselinux=enabled

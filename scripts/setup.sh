@@ -29,6 +29,9 @@ PACKAGES=(
   prometheus iproute2
   # Stock libvirt in the lab (tests/libvirt): libvirtd with its QEMU driver, virsh.
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  # ... confined by AppArmor as on an operator's host: apparmor_parser and
+  # the base abstractions (libvirt's own profiles: see below).
+  apparmor
   # The benchmark suite's plots (scripts/bench.sh).
   python3-matplotlib
   # Deployment (deploy/, tests/deploy): Ansible and its linter, DKMS, a
@@ -96,6 +99,22 @@ if [ ! -f "$KDIR/boot/vmlinuz-$KREL" ]; then
      apt-get download -q "linux-image-$KREL" >/dev/null)
   dpkg-deb -x "$CACHE"/debs/linux-image-"$KREL"_*.deb "$KDIR.tmp"
   rm -rf "$KDIR" && mv "$KDIR.tmp" "$KDIR"
+fi
+
+# libvirt's AppArmor profiles (libvirtd's, virt-aa-helper's, the QEMU
+# template and abstraction) ship in libvirt-daemon-system, which also brings
+# polkitd and systemd units this machine must not get: the package matching
+# the installed libvirt-daemon is unpacked into the cache instead, and the
+# lab (tests/libvirt) loads its profiles from there.
+LV_VERSION=$(dpkg-query -W -f='${Version}' libvirt-daemon)
+LV_PROFILES="$CACHE/libvirt-apparmor/$LV_VERSION"
+if [ ! -f "$LV_PROFILES/etc/apparmor.d/usr.sbin.libvirtd" ]; then
+  log "fetching libvirt-daemon-system $LV_VERSION (its AppArmor profiles)"
+  mkdir -p "$CACHE/debs" "$LV_PROFILES.tmp"
+  (cd "$CACHE/debs" && ls libvirt-daemon-system_"${LV_VERSION//:/%3a}"_*.deb >/dev/null 2>&1 ||
+     apt-get download -q "libvirt-daemon-system=$LV_VERSION" >/dev/null)
+  dpkg-deb -x "$CACHE"/debs/libvirt-daemon-system_"${LV_VERSION//:/%3a}"_*.deb "$LV_PROFILES.tmp"
+  rm -rf "$LV_PROFILES" && mv "$LV_PROFILES.tmp" "$LV_PROFILES"
 fi
 
 log "ready: kernel $KREL, cache $CACHE"

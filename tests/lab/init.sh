@@ -12,23 +12,73 @@
 #   results/status   "ok" or "lab-error: <what went wrong>"
 #   results/dmesg    kernel log, for oops and warning detection
 # Parameters come from the kernel command line: lab.modules=a.ko,b.ko
-# (paths in the host filesystem), lab.kvm=1 (load KVM first).
+# (paths in the host filesystem), lab.kvm=1 (load KVM first), lab.root=switch.
+#
+# lab.root=switch: before the job, the host's filesystem (with the mounts
+# made on it) is moved onto / and this script goes on from a copy in that
+# root, as switch_root(8) does, instead of running the job in a chroot.
+# Path-based security modules (AppArmor) name a file from the root of the
+# mount namespace: under the chroot every path the job touches would be
+# /host/..., and no profile written for a real host would match it.
+
+# Where the host's filesystem and the results folder are, seen from here:
+# in the initramfs, or after lab.root=switch (run as `init switched MODULES`).
+if [ "$1" = switched ]; then
+	host="" results=/tmp/lab-results
+else
+	host=/host results=/results
+fi
+status_file=$results/status
+
+# busybox's: after lab.root=switch, the host's own poweroff needs systemd.
+off() { /bin/busybox poweroff -f; }
+
+fail() {
+	echo "LAB-ERROR: $*"
+	[ -w "$results" ] && echo "lab-error: $*" > "$status_file"
+	dmesg > "$results/dmesg" 2>/dev/null
+	sync
+	off
+}
+
+# The job, then our modules unloaded ($1: their names), the kernel log saved.
+run_job() {
+	echo "LAB: job start" > /dev/kmsg
+	echo "LAB: job start"
+	chroot "${host:-/}" /bin/sh /tmp/lab-results/job.sh < /dev/null 2>&1 | tee "$results/output"
+	# busybox sh has no PIPESTATUS: the job records its own status.
+	rc=$(cat "$results/rc" 2>/dev/null)
+	echo "LAB: job end rc=${rc:-?}" > /dev/kmsg
+	echo "LAB: job end rc=${rc:-?}"
+
+	# Our modules must always unload: a refcount leak is a bug the test
+	# reports. Processes the job killed may still be closing their files:
+	# give them a few seconds before calling a module that will not unload
+	# a leak.
+	for mod in $1; do
+		tries=0
+		until out=$(rmmod "$mod" 2>&1); do
+			tries=$((tries + 1))
+			[ "$tries" -lt 20 ] || fail "module unload failed: $mod: $out"
+			sleep 0.5
+		done
+	done
+
+	echo ok > "$status_file"
+	dmesg > "$results/dmesg"
+	sync
+	off
+}
+
+if [ "$1" = switched ]; then
+	run_job "$2"
+fi
 
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /host /results
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-
-status_file=/results/status
-
-fail() {
-	echo "LAB-ERROR: $*"
-	[ -w /results ] && echo "lab-error: $*" > "$status_file"
-	dmesg > /results/dmesg 2>/dev/null
-	sync
-	poweroff -f
-}
 
 # Boot-time modules for 9p, in dependency order (written by the harness).
 while read -r mod; do
@@ -96,27 +146,10 @@ done
 # lab.py to name where the CPUs were if the VM stops answering.
 grep ' [tT] ' /proc/kallsyms > /results/kallsyms 2>/dev/null &
 
-echo "LAB: job start" > /dev/kmsg
-echo "LAB: job start"
-chroot /host /bin/sh /tmp/lab-results/job.sh < /dev/null 2>&1 | tee /results/output
-# busybox sh has no PIPESTATUS: the job records its own status.
-rc=$(cat /results/rc 2>/dev/null)
-echo "LAB: job end rc=${rc:-?}" > /dev/kmsg
-echo "LAB: job end rc=${rc:-?}"
-
-# Our modules must always unload: a refcount leak is a bug the test reports.
-# Processes the job killed may still be closing their files: give them a
-# few seconds before calling a module that will not unload a leak.
-for mod in $loaded; do
-	tries=0
-	until out=$(rmmod "$mod" 2>&1); do
-		tries=$((tries + 1))
-		[ "$tries" -lt 20 ] || fail "module unload failed: $mod: $out"
-		sleep 0.5
-	done
-done
-
-echo ok > "$status_file"
-dmesg > /results/dmesg
-sync
-poweroff -f
+if [ "$(param lab.root)" = switch ]; then
+	cp /init /host/tmp/lab-init
+	cd /host && mount --move /host / &&
+		exec chroot . /bin/busybox sh /tmp/lab-init switched "$loaded"
+	fail "cannot move the host's filesystem onto /"
+fi
+run_job "$loaded"

@@ -160,6 +160,7 @@ def qemu_command(args, level, results, initramfs, vmlinuz, moddir_root, monitor)
               f"lab.level={level}", f"lab.modules={modules}",
               f"lab.keep={','.join(paths_to_keep(args))}",
               f"lab.kvm={1 if args.kvm else 0}",
+              f"lab.root={'switch' if args.switch_root else 'chroot'}",
               f"lab.moddir={moddir_root}"]
     if level == 1:
         accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
@@ -655,6 +656,9 @@ def parse_args(argv):
                             "in the lab VM, none in a guest); repeatable")
         p.add_argument("--no-module", action="store_true", help="load no module of ours")
         p.add_argument("--kvm", action="store_true", help="load KVM inside the VM")
+        p.add_argument("--switch-root", action="store_true",
+                       help="run the command with the host's filesystem as the root of the "
+                            "mount namespace, not in a chroot (for AppArmor; see init.sh)")
         p.add_argument("--timeout", type=float, default=300, help="seconds (default 300)")
         p.add_argument("--memory", type=int, default=2048 if verb == "run" else 384,
                        help="MiB of guest memory")

@@ -20,11 +20,14 @@ patched libvirtd run from the cached build, and the device:
      with its defaults filled in, `virsh domiflist` (the patched virsh)
      shows type ptnetmap, source valeL:vm1, model ivshmem-doorbell.
   3. `virsh start`: QEMU's command line has the chardev on the socket and
-     the ivshmem-doorbell device with 3 vectors; the guest's driver binds
+     the ivshmem-doorbell device with 3 vectors; QEMU is confined (enforce)
+     by the profile the patched virt-aa-helper wrote, which grants the
+     socket (Debian's AppArmor policy loaded, as in e2e.libvirt_shmem); the guest's driver binds
      it, the guest pings the host through the port and the host the guest.
   4. `virsh detach-device --live` of the interface under pings: the guest
      sees it go; `virsh attach-device --live`: back, traffic again.
-  5. The guest powers off by itself; the domain is undefined.
+  5. The guest powers off by itself; AppArmor denied QEMU nothing; the
+     domain is undefined.
 Every check prints one line; the exit status is 1 if any failed.
 """
 import argparse
@@ -59,11 +62,31 @@ def virsh(*args, timeout=60):
     return lv(LIBVIRT / "tools" / "virsh", "-c", URI, *args, timeout=timeout)
 
 
+def use_patched_virt_aa_helper():
+    """The patched virt-aa-helper (patch 0004 teaches it the interface's
+    socket) where libvirtd runs it, /usr/lib/libvirt, over Debian's (a
+    script that runs the build's). Its own
+    profile stays unloaded: that profile denies reading ~/.cache, where the
+    build and its libraries are, so the helper runs unconfined here (an
+    installed package does not have that problem). The patched libvirtd
+    also runs unconfined (its path is not /usr/sbin/libvirtd); it finds
+    AppArmor in use through the loaded profile named libvirtd."""
+    if shm.SECURITY != "apparmor":
+        return
+    shm.load_apparmor_policy(helper_profile=False)
+    # Run from its build folder, not through the bind mount: it finds the
+    # patched libvirt.so beside itself ($ORIGIN), not Debian's.
+    wrapper = WORK / "virt-aa-helper"
+    wrapper.write_text(f'#!/bin/sh\nexec {LIBVIRT / "src" / "virt-aa-helper"} "$@"\n')
+    wrapper.chmod(0o755)
+    shm.mount("--bind", str(wrapper), "/usr/lib/libvirt/virt-aa-helper")
+
+
 def start_patched_libvirtd():
     for d in shm.LIBVIRT_DIRS:
         require(os.path.isdir(d), f"{d} exists (a mount point for tmpfs)", "run scripts/setup.sh")
         shm.mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", d)
-    Path("/etc/libvirt/qemu.conf").write_text(shm.QEMU_CONF)
+    Path("/etc/libvirt/qemu.conf").write_text(shm.qemu_conf())
     Path("/etc/libvirt/libvirtd.conf").write_text(shm.LIBVIRTD_CONF)
     out = open(WORK / "libvirtd.out", "w")
     proc = subprocess.Popen([LIBVIRT / "run", LIBVIRT / "src" / "libvirtd"],
@@ -109,7 +132,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True, help="our build folder")
     ap.add_argument("--libvirt", required=True, help="the patched libvirt's build folder")
+    ap.add_argument("--security", choices=["apparmor", "none"], default="apparmor",
+                    help="qemu.conf's security_driver (default apparmor)")
     args = ap.parse_args()
+    shm.SECURITY = args.security
     build = Path(args.build)
     LIBVIRT = Path(args.libvirt)
     require((LIBVIRT / ".built").exists(), "a finished patched libvirt build",
@@ -119,6 +145,7 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(mode=0o755)
     shm.add_users()
+    use_patched_virt_aa_helper()
     libvirtd = start_patched_libvirtd()
 
     agent = shm.Agent(build / "agent" / "ptnetd", build / "agent" / "ptctl")
@@ -177,6 +204,7 @@ def main():
           '"driver":"ivshmem-doorbell","id":"net0","chardev":"charnet0","vectors":3' in cmdline,
           "QEMU gets the chardev on the agent's socket and ivshmem-doorbell with 3 vectors",
           f"uid {uid}: {cmdline}")
+    shm.check_qemu_confined(shm.qemu_pid(), sock)
     ok = wait_for(lambda: results_file(results, "guest-up-1") is not None, 150, 0.5)
     require(ok, "the guest boots and its driver binds the device",
             (WORK / "console.log").read_text(errors="replace")[-3000:]
@@ -216,6 +244,7 @@ def main():
         virsh("destroy", DOMAIN)
     check(off, "the guest powers off by itself")
     check(results_file(results, "status") == "ok", "the guest's job passed")
+    shm.check_no_denials("boot, traffic, unplug and re-plug")
     check(virsh("undefine", DOMAIN).returncode == 0, "virsh undefine")
     shm.kernel_clean("at the end")
     r = agent.ptctl("vm", "detach", VM)

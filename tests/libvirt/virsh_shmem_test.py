@@ -7,8 +7,12 @@ root. Debian 12's own libvirtd 9.0 runs there without systemd: its config,
 state, cache and log folders are tmpfs mounted over the (read-only) host
 folders, QEMU runs as an unprivileged user `libvirt-qemu` that is a member
 of the ivshmem socket group `ptnetmap-vm` (both added to bind-mounted copies
-of /etc/passwd and /etc/group), and the security driver is "none" because
-the lab loads no AppArmor policy (DAC, the user switch, still applies).
+of /etc/passwd and /etc/group), and QEMU is confined by AppArmor as on a
+Debian host: the lab runs with the host's filesystem as its root (lab.py
+--switch-root), Debian's libvirt profiles are loaded in enforce mode
+(libvirtd's, virt-aa-helper's, the QEMU template; from libvirt-daemon-system,
+unpacked by scripts/setup.sh), and the security driver is "apparmor", so
+virt-aa-helper writes each domain's profile. (--security none: DAC only.)
 
   1. ptnetd --ivshmem_group ptnetmap-vm makes VM attachment vm1 (a private
      port on VALE switch valeL); its socket is mode 0660, group ptnetmap-vm.
@@ -16,7 +20,9 @@ the lab loads no AppArmor policy (DAC, the user switch, still applies).
   2. A domain booting the lab kernel and initramfs (9p shares of / and of a
      results folder, as lab.py guest does) is defined; `ptctl domain attach
      --config` adds the agent's <shmem> device, a second time is refused.
-     `virsh start`: QEMU runs as libvirt-qemu and connects to the socket; the
+     `virsh start`: QEMU runs as libvirt-qemu, confined (enforce) by the
+     profile virt-aa-helper wrote for the domain, which grants the socket;
+     libvirtd runs under Debian's libvirtd profile. QEMU connects; the
      guest driver binds the device, the guest pings the host through the
      port, the host pings the guest.
   3. Under a stream of pings, `virsh detach-device --live` unplugs the
@@ -25,11 +31,12 @@ the lab loads no AppArmor policy (DAC, the user switch, still applies).
      it adopts vm1. `virsh attach-device --live` plugs it back: traffic again.
   4. The same with `ptctl domain detach|attach --live`.
   5. The guest powers off by itself (its log is checked for oopses and our
-     module must unload there too); `ptctl domain detach --config` removes
+     module must unload there too); AppArmor denied QEMU nothing; `ptctl domain detach --config` removes
      the device from the definition; the domain is undefined.
 Every check prints one line; the exit status is 1 if any failed.
 """
 import argparse
+import errno
 import grp
 import os
 import pwd
@@ -59,14 +66,20 @@ GUEST_IP, HOST_IP = "10.99.0.1", "10.99.0.2"
 # libvirt-daemon package does not ship, so that tmpfs can be mounted on them.
 LIBVIRT_DIRS = ["/etc/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt"]
 
-QEMU_CONF = f"""\
+# libvirt-daemon-system's AppArmor policy, unpacked by scripts/setup.sh.
+APPARMOR_CACHE = harness.CACHE / "libvirt-apparmor"
+SECURITY = "apparmor"  # qemu.conf's security_driver (--security)
+
+
+def qemu_conf():
+    return f"""\
 # Written by tests/libvirt/virsh_shmem_test.py for the lab: no systemd, no
-# AppArmor policy, no cgroups, no virtlogd.
+# cgroups, no virtlogd.
 user = "{QEMU_USER}"
 group = "{QEMU_USER}"
 dynamic_ownership = 1
 remember_owner = 0
-security_driver = "none"
+security_driver = "{SECURITY}"
 namespaces = [ ]
 cgroup_controllers = [ ]
 stdio_handler = "file"
@@ -133,12 +146,134 @@ def add_users():
     os.chmod("/dev/kvm", 0o660)
 
 
+def lsm_label(pid):
+    """The AppArmor label of a process: "unconfined", "NAME (enforce)"."""
+    for name in (f"/proc/{pid}/attr/apparmor/current", f"/proc/{pid}/attr/current"):
+        try:
+            return Path(name).read_text().strip("\0\n ")
+        except OSError:
+            continue
+    return None
+
+
+def load_apparmor_policy(helper_profile=True):
+    """Debian's libvirt AppArmor policy in enforce mode, as
+    libvirt-daemon-system installs it: /etc/apparmor.d (the host's, from the
+    apparmor package, plus libvirt's files) on tmpfs, the empty local
+    overrides its postinst makes, libvirtd's profile and (helper_profile)
+    virt-aa-helper's loaded. Nothing of ours is added: the domain's own
+    profile must come from virt-aa-helper alone."""
+    if SECURITY != "apparmor":
+        return
+    require("switched" in Path("/proc/1/cmdline").read_bytes().decode(errors="replace"),
+            "the lab runs with the host's filesystem as / (lab.py --switch-root)",
+            "AppArmor names files from the mount namespace's root: in a chroot no "
+            "profile matches")
+    if not Path("/sys/kernel/security/apparmor").exists():
+        mount("-t", "securityfs", "securityfs", "/sys/kernel/security")
+    enabled = Path("/sys/module/apparmor/parameters/enabled")
+    require(enabled.exists() and enabled.read_text().strip() == "Y",
+            "AppArmor is enabled in the lab kernel")
+    version = run("dpkg-query", "-W", "-f=${Version}", "libvirt-daemon").stdout.strip()
+    policy = APPARMOR_CACHE / version / "etc" / "apparmor.d"
+    require((policy / "usr.sbin.libvirtd").exists(),
+            f"libvirt-daemon-system {version}'s AppArmor profiles are unpacked",
+            f"nothing at {policy}: run scripts/setup.sh")
+    stage = WORK / "apparmor.d"
+    shutil.copytree("/etc/apparmor.d", stage, symlinks=True)
+    shutil.copytree(policy, stage, symlinks=True, dirs_exist_ok=True)
+    for local in ("abstractions/libvirt-qemu", "usr.sbin.libvirtd",
+                  "usr.lib.libvirt.virt-aa-helper"):
+        (stage / "local" / local).parent.mkdir(parents=True, exist_ok=True)
+        (stage / "local" / local).touch()
+    mount("--bind", str(stage), "/etc/apparmor.d")
+    profiles = ["usr.sbin.libvirtd"] + (["usr.lib.libvirt.virt-aa-helper"] if helper_profile else [])
+    for name in profiles:
+        r = run("apparmor_parser", "--replace", "--skip-cache", f"/etc/apparmor.d/{name}")
+        require(r.returncode == 0, f"apparmor_parser loads {name}", r.stderr)
+    loaded = Path("/sys/kernel/security/apparmor/profiles").read_text()
+    require("libvirtd (enforce)" in loaded, "libvirtd's profile is in enforce mode", loaded)
+
+
+def check_qemu_confined(pid, sock):
+    """QEMU runs under its domain's profile in enforce mode, and the profile
+    virt-aa-helper wrote grants the agent's socket. (Debian 12's kernel does
+    not mediate connect() on a unix socket by path, 6.14's does: the rule is
+    what such a kernel checks.)"""
+    if SECURITY != "apparmor":
+        return
+    uuid = run(*virsh_argv("domuuid", DOMAIN)).stdout.strip()
+    label = lsm_label(pid)
+    check(label == f"libvirt-{uuid} (enforce)",
+          "QEMU is confined by its domain's AppArmor profile, enforce mode", label)
+    files = Path(f"/etc/apparmor.d/libvirt/libvirt-{uuid}.files")
+    rules = files.read_text() if files.exists() else ""
+    check(f'"{sock}" rw,' in rules,
+          "virt-aa-helper's profile for the domain grants QEMU the agent's socket",
+          rules[-1500:] or f"no {files}")
+    errno_seen = write_under_profile(f"libvirt-{uuid}", PROBE)
+    logged = [line for line in apparmor_denials() if PROBE.name in line]
+    check(errno_seen == "EACCES" and not PROBE.exists() and logged,
+          "the domain's profile is enforced: a write it does not grant is refused and logged",
+          f"{errno_seen}; kernel log: {logged}")
+
+
+# A file no domain profile grants: written under a domain's profile to show
+# that the profile is enforced and that its denials reach the kernel log.
+PROBE = WORK / "apparmor-probe"
+
+
+def write_under_profile(profile, path):
+    """Tries to create `path` from a child switched to `profile` (no exec:
+    the child stays this interpreter); "ok", an errno name, or what failed."""
+    attr = Path("/proc/self/attr/apparmor/current")
+    attr = attr if attr.exists() else Path("/proc/self/attr/current")
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rd)
+        try:
+            with open(attr, "w") as f:
+                f.write(f"changeprofile {profile}")
+        except OSError as e:
+            os.write(wr, f"changeprofile failed: {e}".encode())
+            os._exit(0)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.write(wr, b"ok")
+        except OSError as e:
+            os.write(wr, errno.errorcode.get(e.errno, str(e.errno)).encode())
+        os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd) as f:
+        answer = f.read()
+    os.waitpid(pid, 0)
+    return answer
+
+
+def apparmor_denials():
+    """The kernel log's AppArmor denials for libvirt's domain profiles."""
+    return [line for line in run("dmesg").stdout.splitlines()
+            if 'apparmor="DENIED"' in line and 'profile="libvirt-' in line]
+
+
+def check_no_denials(what):
+    if SECURITY == "apparmor":
+        denials = [line for line in apparmor_denials() if PROBE.name not in line]
+        check(not denials, f"{what}: AppArmor denied QEMU nothing", "\n".join(denials[-10:]))
+
+
+
+def virsh_argv(*args):
+    return ["virsh", "-c", URI, *args]
+
+
 def start_libvirtd():
     for d in LIBVIRT_DIRS:
         require(os.path.isdir(d), f"{d} exists (a mount point for tmpfs)",
                 "run scripts/setup.sh: it installs libvirt and makes these folders")
         mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", d)
-    Path("/etc/libvirt/qemu.conf").write_text(QEMU_CONF)
+    Path("/etc/libvirt/qemu.conf").write_text(qemu_conf())
     Path("/etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF)
     out = open(WORK / "libvirtd.out", "w")
     proc = subprocess.Popen(["libvirtd"], stdout=out, stderr=subprocess.STDOUT)
@@ -299,11 +434,15 @@ def domain_xml(results, kernel, initramfs, module):
 """
 
 
-def qemu_process():
+def qemu_pid():
     pidfile = Path(f"/run/libvirt/qemu/{DOMAIN}.pid")
-    if not pidfile.exists():
+    return int(pidfile.read_text().strip()) if pidfile.exists() else None
+
+
+def qemu_process():
+    pid = qemu_pid()
+    if pid is None:
         return None, ""
-    pid = int(pidfile.read_text().strip())
     uid = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                if line.startswith("Uid:"))
     cmdline = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
@@ -313,7 +452,11 @@ def qemu_process():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True, help="the build folder")
+    ap.add_argument("--security", choices=["apparmor", "none"], default="apparmor",
+                    help="qemu.conf's security_driver (default apparmor)")
     args = ap.parse_args()
+    global SECURITY
+    SECURITY = args.security
     build = Path(args.build)
     ptctl = build / "agent" / "ptctl"
     module = (build / "kmod" / "ptnetmap.ko").resolve()
@@ -321,6 +464,7 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(mode=0o755)
     add_users()
+    load_apparmor_policy()
     libvirtd = start_libvirtd()  # it probes QEMU meanwhile: under TCG, a minute
 
     # 1. The host: agent, switch, the host stack on it, the VM attachment.
@@ -367,6 +511,10 @@ def main():
           and f"path={sock}" in cmdline,
           f"QEMU runs as {QEMU_USER} with -device ivshmem-doorbell on {VM}'s socket",
           f"uid {uid}: {cmdline}")
+    if SECURITY == "apparmor":
+        check(lsm_label(libvirtd.pid) == "libvirtd (enforce)",
+              "libvirtd runs confined by Debian's libvirtd profile", lsm_label(libvirtd.pid))
+    check_qemu_confined(qemu_pid(), sock)
     ok = wait_for(lambda: results_file(results, "guest-up-1") is not None, 150, 0.5)
     require(ok, "the guest boots and its driver binds the device",
             (WORK / "console.log").read_text(errors="replace")[-3000:]
@@ -414,6 +562,7 @@ def main():
     guest_dmesg = (results / "dmesg").read_text(errors="replace") if (results / "dmesg").exists() else ""
     trouble = harness.trouble_in(guest_dmesg, "LAB: loading modules")
     check(bool(guest_dmesg) and trouble is None, "no oops or warning in the guest kernel", trouble)
+    check_no_denials("boot, traffic, two unplugs and re-plugs")
     r = agent.ptctl("domain", "detach", DOMAIN, VM, "--config")
     check(r.returncode == 0 and f"<shmem name='{VM}'>" not in
           run("virsh", "-c", URI, "dumpxml", DOMAIN, "--inactive").stdout,

@@ -25,7 +25,8 @@ patched libvirtd run from the cached build, and the device:
      socket (Debian's AppArmor policy loaded, as in e2e.libvirt_shmem); the guest's driver binds
      it, the guest pings the host through the port and the host the guest.
   4. `virsh detach-device --live` of the interface under pings: the guest
-     sees it go; `virsh attach-device --live`: back, traffic again.
+     sees it go, the domain's profile loses the socket; `virsh
+     attach-device --live`: the profile has it again, traffic again.
   5. The guest powers off by itself; AppArmor denied QEMU nothing; the
      domain is undefined.
 Every check prints one line; the exit status is 1 if any failed.
@@ -228,9 +229,17 @@ def main():
     log("pings during the unplug: " +
         " | ".join(stream.communicate(timeout=30)[0].strip().splitlines()[-2:]))
     shm.kernel_clean("interface unplugged")
+    if shm.SECURITY == "apparmor":
+        check(not shm.grants_rw(shm.profile_files(), sock),
+              "unplugged: the domain's AppArmor profile no longer grants the socket",
+              shm.profile_files()[-1500:])
     r = virsh("attach-device", DOMAIN, WORK / "iface.xml", "--live", timeout=90)
     check(r.returncode == 0, "virsh attach-device --live of the interface", r.stdout + r.stderr)
     check(wait_for(live_has_interface, 30, 0.5), "the running domain has the interface again")
+    if shm.SECURITY == "apparmor":
+        check(shm.grants_rw(shm.profile_files(), sock),
+              "plugged: the domain's AppArmor profile grants the socket again",
+              shm.profile_files()[-1500:])
     ok = wait_for(lambda: results_file(results, "guest-up-2") is not None, 90)
     check(ok and results_file(results, "guest-up-2") == "ok",
           "the guest's interface is back and pings the host through the port")

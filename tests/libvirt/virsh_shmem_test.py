@@ -40,6 +40,7 @@ import errno
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -202,20 +203,39 @@ def check_qemu_confined(pid, sock):
     what such a kernel checks.)"""
     if SECURITY != "apparmor":
         return
-    uuid = run(*virsh_argv("domuuid", DOMAIN)).stdout.strip()
+    uuid = domain_uuid()
     label = lsm_label(pid)
     check(label == f"libvirt-{uuid} (enforce)",
           "QEMU is confined by its domain's AppArmor profile, enforce mode", label)
-    files = Path(f"/etc/apparmor.d/libvirt/libvirt-{uuid}.files")
-    rules = files.read_text() if files.exists() else ""
-    check(f'"{sock}" rw,' in rules,
+    rules = profile_files()
+    check(grants_rw(rules, sock),
           "virt-aa-helper's profile for the domain grants QEMU the agent's socket",
-          rules[-1500:] or f"no {files}")
+          rules[-1500:] or "no profile")
     errno_seen = write_under_profile(f"libvirt-{uuid}", PROBE)
     logged = [line for line in apparmor_denials() if PROBE.name in line]
     check(errno_seen == "EACCES" and not PROBE.exists() and logged,
           "the domain's profile is enforced: a write it does not grant is refused and logged",
           f"{errno_seen}; kernel log: {logged}")
+
+
+def domain_uuid():
+    return run(*virsh_argv("domuuid", DOMAIN)).stdout.strip()
+
+
+def profile_files():
+    """The file rules virt-aa-helper wrote for the domain ("" if none)."""
+    files = Path(f"/etc/apparmor.d/libvirt/libvirt-{domain_uuid()}.files")
+    return files.read_text() if files.exists() else ""
+
+
+def grants_rw(rules, path):
+    """Whether a rule of `rules` lets QEMU read and write `path` (the
+    domain's profile says rw; a hot-plug adds the path as rwk)."""
+    for line in rules.splitlines():
+        m = re.fullmatch(r'\s*"(.*)"\s+([a-z]+),\s*', line)
+        if m and m.group(1) == str(path) and {"r", "w"} <= set(m.group(2)):
+            return True
+    return False
 
 
 # A file no domain profile grants: written under a domain's profile to show

@@ -275,15 +275,16 @@ write_changelog() {
   mv "$cl.new" "$cl"
 }
 
-# Makes the source package in DEST (.dsc, .debian.tar.xz, Debian's orig
-# tarball and its signature), from Debian's tree with its patches unapplied.
+# Makes the source package in DEST (.dsc, .debian.tar.xz and Debian's orig
+# tarball), from Debian's tree with its patches unapplied.
 make_source_package() {
-  local dest="$1" work tree f
+  local dest="$1" work tree f epoch
   work="$(mktemp -d "${dest%/}.work.XXXXXX")"
   tree="$work/libvirt-$UPSTREAM_VERSION"
   dpkg-source --no-check --skip-patches -x "$DL/libvirt_${DEB_VERSION}.dsc" "$tree" >/dev/null
   add_our_patches "$tree"
-  write_changelog "$tree" "$(pkg_epoch "$tree")"
+  epoch="$(pkg_epoch "$tree")"  # its own line: a failure stops the script
+  write_changelog "$tree" "$epoch"
   # -b first applies the whole series, Debian's then ours: a patch that does
   # not apply on top of Debian's stops here.
   if ! (cd "$work" && dpkg-source -b "libvirt-$UPSTREAM_VERSION") > "$work/dpkg-source.log" 2>&1; then

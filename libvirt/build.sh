@@ -11,12 +11,22 @@
 #                             (--skip-without-build: exit 77 when there is none)
 #   libvirt/build.sh all      build then test (the default)
 #   libvirt/build.sh path     print the cached build's folder
+#                             (`path debs`: the packages' folder)
+#   libvirt/build.sh source   make the patched Debian source package (cached)
+#   libvirt/build.sh check-source
+#                             make it, then unpack it and check what is in it
+#   libvirt/build.sh debs     build the Debian packages from it (cached; long:
+#                             not run by scripts/test.sh)
+#   libvirt/build.sh verify-debs
+#                             check the built packages' versions and content
+#                             (--skip-without-build: exit 77 when there are none)
 #
 # Reproducible: the Debian version and the sha256 of its three source files are
 # pinned below; the build folder is named after the version and a hash of the
 # patches, this script's configuration and the compiler, so a changed patch
 # builds afresh and an unchanged one is never rebuilt. Compiles run under
-# `nice -n 19`. Build dependencies: scripts/setup-libvirt-build.sh.
+# `nice -n 19`. Build dependencies: scripts/setup-libvirt-build.sh (build), and
+# scripts/setup-libvirt-debs.sh (debs: all of Debian's Build-Depends).
 set -euo pipefail
 
 DEB_VERSION="9.0.0-4+deb12u2"
@@ -26,6 +36,16 @@ declare -A SHA256=(
   ["libvirt_${UPSTREAM_VERSION}.orig.tar.xz"]=deca5cff1b7baac297bca9663907c61f71a47183371dc7ac019c107806d5435a
   ["libvirt_${DEB_VERSION}.debian.tar.xz"]=5152a991ed16d3e155f7e14645d654cf2dbf0e60cbd256c4db121593097a1006
 )
+
+# The patched source package: Debian's version plus ours, so that apt sees it
+# as newer than Debian's 9.0.0-4+deb12u2 and older than Debian's next update.
+PKG_VERSION="${DEB_VERSION}+ptnetmap1"
+PKG_MAINTAINER="ptnetmap developers <ptnetmap@localhost>"
+PKG_PATCH_DIR="ptnetmap"  # under debian/patches/
+# Packages the checks require among those built (all of Debian's binary
+# packages for the architecture are required too, from the .dsc).
+PKG_REQUIRED=(libvirt0 libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu
+              libvirt-daemon-system)
 
 # Only what the QEMU driver, its daemons, virsh and the tests need.
 MESON_OPTIONS=(
@@ -77,6 +97,20 @@ build_key() {
 }
 
 BUILD_ROOT="$CACHE/libvirt-$DEB_VERSION-$(build_key)"
+
+# The source package and the .debs depend on Debian's version, ours, the
+# changelog's maintainer and the patches (their Date headers give the date).
+debs_key() {
+  {
+    echo "$DEB_VERSION $PKG_VERSION $PKG_MAINTAINER $PKG_PATCH_DIR"
+    patches | xargs cat
+  } | sha256sum | cut -c1-12
+}
+
+DEBS_ROOT="$CACHE/libvirt-debs-$DEB_VERSION-$(debs_key)"
+SOURCE_DIR="$DEBS_ROOT/source"
+DEBS_DIR="$DEBS_ROOT/debs"
+PKG_DSC="$SOURCE_DIR/libvirt_${PKG_VERSION}.dsc"
 
 verify() {
   local f
@@ -195,12 +229,302 @@ run_tests() {
   return $rc
 }
 
+# --- The patched Debian source package -------------------------------------
+
+# The files a .dsc names (its Files: field), one a line.
+dsc_files() {
+  sed -n '/^Files:/,/^[^ ]/ s/^ [0-9a-f]\{32\} [0-9]* //p' "$1"
+}
+
+# Our patches go into Debian's quilt series after Debian's own, in a folder
+# of their own so that their names cannot clash with Debian's.
+add_our_patches() {
+  local tree="$1" series="$1/debian/patches/series" p
+  [ "$(cat "$tree/debian/source/format")" = "3.0 (quilt)" ] ||
+    die "Debian's libvirt is no longer in 3.0 (quilt) format: the patches need another way in"
+  mkdir -p "$tree/debian/patches/$PKG_PATCH_DIR"
+  [ -z "$(tail -c1 "$series")" ] || echo >> "$series"
+  for p in $(patches); do
+    cp "$p" "$tree/debian/patches/$PKG_PATCH_DIR/"
+    echo "$PKG_PATCH_DIR/$(basename "$p")" >> "$series"
+  done
+}
+
+# The changelog entry's date: the newest of Debian's last entry and our
+# patches' Date headers. Not the clock: dpkg-source takes SOURCE_DATE_EPOCH
+# from the changelog, so the same inputs give byte-identical tarballs.
+pkg_epoch() {
+  local tree="$1" newest p d e
+  newest="$(dpkg-parsechangelog -l "$tree/debian/changelog" -S Timestamp)"
+  for p in $(patches); do
+    d="$(sed -n '/^$/q; s/^Date: //p' "$p")"
+    [ -n "$d" ] || die "$(basename "$p") has no Date header"
+    e="$(date -u -d "$d" +%s)"
+    if [ "$e" -gt "$newest" ]; then newest="$e"; fi
+  done
+  echo "$newest"
+}
+
+write_changelog() {
+  local tree="$1" epoch="$2" cl="$1/debian/changelog" p
+  {
+    printf 'libvirt (%s) bookworm; urgency=medium\n\n' "$PKG_VERSION"
+    printf "  * Add <interface type='ptnetmap'>: ports of the ptnetmap host agent\n"
+    printf '    (debian/patches/%s/):\n' "$PKG_PATCH_DIR"
+    for p in $(patches); do printf '    - %s\n' "$(basename "$p")"; done
+    printf '\n -- %s  %s\n\n' "$PKG_MAINTAINER" "$(date -u -R -d "@$epoch")"
+    cat "$cl"
+  } > "$cl.new"
+  mv "$cl.new" "$cl"
+}
+
+# Makes the source package in DEST (.dsc, .debian.tar.xz and Debian's orig
+# tarball), from Debian's tree with its patches unapplied.
+make_source_package() {
+  local dest="$1" work tree f epoch
+  work="$(mktemp -d "${dest%/}.work.XXXXXX")"
+  tree="$work/libvirt-$UPSTREAM_VERSION"
+  dpkg-source --no-check --skip-patches -x "$DL/libvirt_${DEB_VERSION}.dsc" "$tree" >/dev/null
+  add_our_patches "$tree"
+  epoch="$(pkg_epoch "$tree")"  # its own line: a failure stops the script
+  write_changelog "$tree" "$epoch"
+  # -b first applies the whole series, Debian's then ours: a patch that does
+  # not apply on top of Debian's stops here.
+  if ! (cd "$work" && dpkg-source -b "libvirt-$UPSTREAM_VERSION") > "$work/dpkg-source.log" 2>&1; then
+    tail -20 "$work/dpkg-source.log" >&2
+    rm -rf "$work"
+    die "dpkg-source -b failed for libvirt $PKG_VERSION"
+  fi
+  mkdir -p "$dest"
+  mv "$work/libvirt_${PKG_VERSION}.dsc" "$dest/"
+  for f in $(dsc_files "$dest/libvirt_${PKG_VERSION}.dsc"); do
+    cp -L "$work/$f" "$dest/"
+  done
+  rm -rf "$work"
+}
+
+source_package() {
+  fetch
+  if [ -f "$SOURCE_DIR/.done" ]; then
+    log "cached: $PKG_DSC"
+    return 0
+  fi
+  rm -rf "$SOURCE_DIR"
+  mkdir -p "$DEBS_ROOT"
+  make_source_package "$SOURCE_DIR"
+  touch "$SOURCE_DIR/.done"
+  log "source package: $PKG_DSC"
+}
+
+# What should be in the source package, checked from the outside: the .dsc's
+# version, a second build from the same inputs byte-identical, an unpack with
+# dpkg-source (checksums, then Debian's series and ours applied), the series
+# in order and every one of our patches present in the unpacked tree.
+check_source() {
+  source_package
+  local tmp f got want p
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' RETURN
+  got="$(sed -n 's/^Version: //p' "$PKG_DSC")"
+  [ "$got" = "$PKG_VERSION" ] || die "$PKG_DSC: Version $got, not $PKG_VERSION"
+
+  make_source_package "$tmp/again"
+  for f in "libvirt_${PKG_VERSION}.dsc" "libvirt_${PKG_VERSION}.debian.tar.xz"; do
+    cmp -s "$SOURCE_DIR/$f" "$tmp/again/$f" || die "$f differs when built again: not reproducible"
+  done
+  rm -rf "$tmp/again"
+
+  dpkg-source -x "$PKG_DSC" "$tmp/src" > "$tmp/x.log" 2>&1 ||
+    { cat "$tmp/x.log" >&2; die "dpkg-source -x $PKG_DSC failed"; }
+  got="$(dpkg-parsechangelog -l "$tmp/src/debian/changelog" -S Version)"
+  [ "$got" = "$PKG_VERSION" ] || die "unpacked changelog says $got, not $PKG_VERSION"
+
+  # The series: Debian's, unchanged, then ours in order.
+  want="$(tar -xJOf "$DL/libvirt_${DEB_VERSION}.debian.tar.xz" debian/patches/series
+          patches | xargs -n1 basename | sed "s|^|$PKG_PATCH_DIR/|")"
+  diff <(echo "$want") "$tmp/src/debian/patches/series" >&2 ||
+    die "debian/patches/series is not Debian's series followed by ours"
+  # dpkg-source applied all of it.
+  diff <(grep -v '^[[:space:]]*\(#\|$\)' "$tmp/src/debian/patches/series" | awk '{print $1}') \
+    "$tmp/src/.pc/applied-patches" >&2 || die "dpkg-source -x did not apply the whole series"
+
+  grep -q 'VIR_DOMAIN_NET_TYPE_PTNETMAP' "$tmp/src/src/conf/domain_conf.h" ||
+    die "the unpacked tree has no VIR_DOMAIN_NET_TYPE_PTNETMAP (patch 0001)"
+  # Each of our patches is in the tree: they come off again, newest first.
+  for p in $(patches | LC_ALL=C sort -r); do
+    patch -d "$tmp/src" -R -p1 --batch --quiet --no-backup-if-mismatch < "$p" >/dev/null ||
+      die "$(basename "$p") is not applied in the unpacked source package"
+  done
+  log "source package OK: $PKG_DSC ($(patches | wc -l) patches after Debian's, reproducible)"
+}
+
+# --- The Debian packages ----------------------------------------------------
+
+# Debian's test suite runs (DEB_BUILD_OPTIONS without nocheck) unless
+# PTNETMAP_DEBS_NOCHECK=1.
+deb_build_options() {
+  local parallel
+  parallel="parallel=$(nproc)"
+  if [ "${PTNETMAP_DEBS_NOCHECK:-0}" = 1 ]; then echo "$parallel nocheck"; else echo "$parallel"; fi
+}
+
+# dpkg-buildpackage checks the Build-Depends itself; this allows one known
+# exception. Debian's libvirt wants libcurl4-gnutls-dev, which conflicts with
+# libcurl4-openssl-dev, which prometheus-cpp-dev (the agent's dependency,
+# scripts/setup.sh) needs: on a machine set up for this project the two
+# cannot both be installed. libvirt's meson finds libcurl through pkg-config
+# either way; the packages then depend on libcurl4 instead of libcurl3-gnutls.
+# Prints the dpkg-buildpackage flag to use (-d) or nothing.
+builddeps_flag() {
+  local tree="$1" unmet
+  unmet="$({ (cd "$tree" && dpkg-checkbuilddeps 2>&1) || true; } |
+           sed -n 's/^dpkg-checkbuilddeps: error: Unmet build dependencies: //p')"
+  [ -n "$unmet" ] || return 0
+  if [ "$unmet" = "libcurl4-gnutls-dev" ] &&
+     [ "$(dpkg-query -W -f='${Status}' libcurl4-openssl-dev 2>/dev/null)" = "install ok installed" ]; then
+    log "building against libcurl4-openssl-dev instead of libcurl4-gnutls-dev (they conflict; see build.sh)"
+    echo "-d"
+    return 0
+  fi
+  die "unmet Build-Depends: $unmet (run scripts/setup-libvirt-debs.sh)"
+}
+
+debs() {
+  source_package
+  if [ -f "$DEBS_DIR/.built" ]; then
+    log "cached: $DEBS_DIR"
+    ls "$DEBS_DIR"/*.deb
+    return 0
+  fi
+  command -v dpkg-buildpackage >/dev/null || die "dpkg-buildpackage missing: run scripts/setup-libvirt-debs.sh"
+  local work="$DEBS_ROOT/work" dbo flag t0=$SECONDS
+  dbo="$(deb_build_options)"
+  # An interrupted build starts again from the source package: debian/rules
+  # cleans first anyway.
+  rm -rf "$work" "$DEBS_DIR"
+  mkdir -p "$work"
+  dpkg-source -x "$PKG_DSC" "$work/libvirt-$UPSTREAM_VERSION" >/dev/null 2>&1 ||
+    die "dpkg-source -x $PKG_DSC failed"
+  flag="$(builddeps_flag "$work/libvirt-$UPSTREAM_VERSION")"
+  log "dpkg-buildpackage -b (DEB_BUILD_OPTIONS='$dbo', nice -n 19; log in $DEBS_ROOT/debs.log)"
+  if ! (cd "$work/libvirt-$UPSTREAM_VERSION" &&
+        DEB_BUILD_OPTIONS="$dbo" nice -n 19 dpkg-buildpackage -b -uc -us ${flag:+"$flag"}) > "$DEBS_ROOT/debs.log" 2>&1; then
+    tail -30 "$DEBS_ROOT/debs.log" >&2
+    die "dpkg-buildpackage failed: $DEBS_ROOT/debs.log (Build-Depends: scripts/setup-libvirt-debs.sh)"
+  fi
+  mkdir -p "$DEBS_DIR"
+  mv "$work"/*.deb "$work"/*.buildinfo "$work"/*.changes "$DEBS_DIR/"
+  rm -rf "$work"  # the build tree: gigabytes, and the log says what happened
+  echo "DEB_BUILD_OPTIONS=$dbo dpkg-buildpackage -b -uc -us $flag" > "$DEBS_DIR/build-options"
+  echo "$((SECONDS - t0))" >> "$DEBS_ROOT/debs-seconds"
+  touch "$DEBS_DIR/.built"
+  log "built in $((SECONDS - t0)) s: $DEBS_DIR"
+  ls "$DEBS_DIR"/*.deb
+}
+
+# Debian's binary packages for this architecture, from the .dsc's
+# Package-List ("name type section priority arch=LIST ...").
+expected_packages() {
+  local name rest arches a
+  sed -n '/^Package-List:/,/^[^ ]/ s/^ //p' "$PKG_DSC" | while read -r name _ _ _ rest; do
+    arches="${rest#arch=}"
+    arches="${arches%% *}"
+    for a in ${arches//,/ }; do
+      if [ "$a" = all ] || dpkg-architecture -i"$a"; then
+        echo "$name"
+        break
+      fi
+    done
+  done
+}
+
+# The .deb among the built ones that holds PATH (./usr/...).
+deb_with() {
+  local deb
+  for deb in "$DEBS_DIR"/*.deb; do
+    if dpkg-deb -c "$deb" | awk '{print $6}' | grep -qxF "$1"; then
+      echo "$deb"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Copies PATH (./usr/...) out of DEB to OUT. To a file, not a pipe into
+# `grep -q`: with pipefail, grep's early exit would fail the pipeline.
+deb_file() { dpkg-deb --fsys-tarfile "$1" | tar -xO "$2" > "$3"; }
+
+# Does DEB's PATH contain STRING (a fixed string, binary files too)?
+deb_has() {
+  local deb="$1" path="$2" string="$3" tmp rc=0
+  tmp="$(mktemp)"
+  deb_file "$deb" "$path" "$tmp" && grep -aqF "$string" "$tmp" || rc=1
+  rm -f "$tmp"
+  return "$rc"
+}
+
+verify_debs() {
+  if [ ! -f "$DEBS_DIR/.built" ]; then
+    if [ "${1:-}" = "--skip-without-build" ]; then
+      log "no packages at $DEBS_DIR: skipped (libvirt/build.sh debs makes them)"
+      exit 77
+    fi
+    die "no packages at $DEBS_DIR: run libvirt/build.sh debs"
+  fi
+  local deb ver pkg want n=0 failed=0 multiarch schema
+  fail() { log "FAIL $*"; failed=$((failed + 1)); }
+  for deb in "$DEBS_DIR"/*.deb; do
+    ver="$(dpkg-deb -f "$deb" Version)"
+    pkg="$(dpkg-deb -f "$deb" Package)"
+    [ "$ver" = "$PKG_VERSION" ] || fail "$pkg: version $ver, not $PKG_VERSION"
+    n=$((n + 1))
+  done
+  want="$(expected_packages)"
+  [ "$(echo "$want" | wc -w)" -ge "${#PKG_REQUIRED[@]}" ] || fail "the .dsc's Package-List gave: $want"
+  for pkg in $(printf '%s\n' "$want" "${PKG_REQUIRED[@]}" | sort -u); do
+    compgen -G "$DEBS_DIR/${pkg}_${PKG_VERSION}_*.deb" >/dev/null || fail "no package $pkg"
+  done
+
+  # Our change inside: the schema accepts the type, libvirt0's parser
+  # (patch 0001) and the QEMU driver (patch 0002) have their messages. Not
+  # a bare "ptnetmap": the build path (~/.cache/ptnetmap/...) is in the
+  # binaries too.
+  schema=./usr/share/libvirt/schemas/domaincommon.rng
+  if deb="$(deb_with "$schema")"; then
+    deb_has "$deb" "$schema" "<value>ptnetmap</value>" ||
+      fail "$(basename "$deb"): $schema has no ptnetmap"
+  else
+    fail "no package holds $schema"
+  fi
+  multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH)"
+  deb="$(compgen -G "$DEBS_DIR/libvirt0_${PKG_VERSION}_*.deb" || true)"
+  [ -z "$deb" ] || deb_has "$deb" "./usr/lib/$multiarch/libvirt.so.0.9000.0" \
+    "interface type='ptnetmap' takes either a 'switch' or a 'pipe' source, not both" ||
+    fail "$(basename "$deb"): libvirt.so has no ptnetmap parser (patch 0001's message)"
+  deb="$(compgen -G "$DEBS_DIR/libvirt-daemon-driver-qemu_${PKG_VERSION}_*.deb" || true)"
+  [ -z "$deb" ] || deb_has "$deb" "./usr/lib/$multiarch/libvirt/connection-driver/libvirt_driver_qemu.so" \
+    "interface type='ptnetmap' needs the ivshmem-doorbell device" ||
+    fail "$(basename "$deb"): libvirt_driver_qemu.so has no ptnetmap support (patch 0002's message)"
+  echo "libvirt debs: $n packages, $failed failures"
+  [ "$failed" -eq 0 ]
+}
+
 case "${1:-all}" in
   fetch) fetch ;;
   check) check ;;
   build) build ;;
   test) run_tests "${2:-}" ;;
   all) build; run_tests ;;
-  path) echo "$BUILD_ROOT" ;;
-  *) sed -n '4,12p' "$0"; exit 2 ;;
+  source) source_package; echo "$PKG_DSC" ;;
+  check-source) check_source ;;
+  debs) debs ;;
+  verify-debs) verify_debs "${2:-}" ;;
+  path)
+    case "${2:-build}" in
+      build) echo "$BUILD_ROOT" ;;
+      debs) echo "$DEBS_DIR" ;;
+      debian-dsc) echo "$DL/libvirt_${DEB_VERSION}.dsc" ;;
+      *) die "path: build, debs or debian-dsc" ;;
+    esac ;;
+  *) sed -n '4,22p' "$0"; exit 2 ;;
 esac

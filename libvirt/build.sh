@@ -37,6 +37,17 @@ declare -A SHA256=(
   ["libvirt_${DEB_VERSION}.debian.tar.xz"]=5152a991ed16d3e155f7e14645d654cf2dbf0e60cbd256c4db121593097a1006
 )
 
+# Where the pinned version still is once a Debian point release has replaced
+# it in the archive: snapshot.debian.org keeps every file Debian published,
+# addressed by its sha1 (the .dsc's Checksums-Sha1 gives the others').
+SNAPSHOT_URL="${PTNETMAP_SNAPSHOT_URL:-https://snapshot.debian.org/file}"
+declare -A SHA1=(
+  ["libvirt_${DEB_VERSION}.dsc"]=f2a5a564c39455869ed42a5d49f96a213ec60d04
+  ["libvirt_${UPSTREAM_VERSION}.orig.tar.xz"]=43b6ebfd7dc0ff360e75a89b25012f734c76b653
+  ["libvirt_${UPSTREAM_VERSION}.orig.tar.xz.asc"]=f79da57b6908014c3a59c4462406ae725794bbbf
+  ["libvirt_${DEB_VERSION}.debian.tar.xz"]=15ab086ce2a3d6882d6204fdf4093feecfa32f90
+)
+
 # The patched source package: Debian's version plus ours, so that apt sees it
 # as newer than Debian's 9.0.0-4+deb12u2 and older than Debian's next update.
 PKG_VERSION="${DEB_VERSION}+ptnetmap1"
@@ -120,11 +131,39 @@ verify() {
   done
 }
 
-# Debian's source package, through apt with a private deb-src list: nothing
-# of the system's apt configuration changes.
+# Debian's source package: through apt (with a private deb-src list: nothing
+# of the system's apt configuration changes), else from snapshot.debian.org;
+# either way checked against the sha256 sums above. PTNETMAP_LIBVIRT_APT=skip
+# goes to the snapshot at once.
 fetch() {
   verify && return 0
   command -v dpkg-source >/dev/null || die "dpkg-source missing: run scripts/setup-libvirt-build.sh"
+  mkdir -p "$DL"
+  if [ "${PTNETMAP_LIBVIRT_APT:-}" = skip ] || ! fetch_apt; then
+    log "apt did not give libvirt $DEB_VERSION: fetching it from $SNAPSHOT_URL"
+    fetch_snapshot || die "libvirt $DEB_VERSION is neither in Debian's archive nor at $SNAPSHOT_URL"
+  fi
+  verify || die "checksum mismatch for libvirt $DEB_VERSION: refusing to build"
+}
+
+# Each file by its sha1, checked before it takes its name: a broken or
+# hostile mirror leaves nothing behind that a later run would trust.
+fetch_snapshot() {
+  local f part
+  for f in "${!SHA1[@]}"; do
+    part="$DL/$f.part"
+    curl -fsSL --retry 2 --connect-timeout 20 --max-time 600 -o "$part" \
+      "$SNAPSHOT_URL/${SHA1[$f]}" || { rm -f "$part"; log "cannot download $f"; return 1; }
+    if ! echo "${SHA1[$f]}  $part" | sha1sum --quiet -c - >/dev/null 2>&1; then
+      rm -f "$part"
+      log "$f from $SNAPSHOT_URL does not match its sha1: discarded"
+      return 1
+    fi
+    mv "$part" "$DL/$f"
+  done
+}
+
+fetch_apt() {
   local apt="$SRC_CACHE/apt"
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$DL"
   cat > "$apt/sources.list" <<LIST
@@ -135,10 +174,11 @@ LIST
                  -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache"
                  -o APT::Sandbox::User=root -qq)
   log "fetching Debian's libvirt $DEB_VERSION"
-  apt-get "${opts[@]}" update >/dev/null
-  (cd "$DL" && apt-get "${opts[@]}" source --download-only "libvirt=$DEB_VERSION" >/dev/null) ||
-    die "apt-get source libvirt=$DEB_VERSION failed (is the version still in the archive?)"
-  verify || die "checksum mismatch for libvirt $DEB_VERSION: refusing to build"
+  apt-get "${opts[@]}" update >/dev/null || return 1
+  (cd "$DL" && apt-get "${opts[@]}" source --download-only "libvirt=$DEB_VERSION" >/dev/null) || {
+    log "apt-get source libvirt=$DEB_VERSION failed (no longer in the archive?)"
+    return 1
+  }
 }
 
 # Debian's tree (its own patch series applied by dpkg-source) plus ours.

@@ -248,14 +248,19 @@ build() {
   log "built in $((SECONDS - t0)) s: $BUILD_ROOT"
 }
 
-run_tests() {
-  if [ ! -f "$BUILD_ROOT/build/.built" ]; then
-    if [ "${1:-}" = "--skip-without-build" ]; then
-      log "no cached build at $BUILD_ROOT: skipped (libvirt/build.sh build makes it)"
-      exit 77
-    fi
-    die "no cached build at $BUILD_ROOT: run libvirt/build.sh build"
+# need_built MARKER WHAT VERB [--skip-without-build]: carries on when MARKER
+# exists; else exits 77 (ctest's "skipped") with --skip-without-build, or fails.
+need_built() {
+  [ -f "$1" ] && return 0
+  if [ "${4:-}" = "--skip-without-build" ]; then
+    log "no $2: skipped (libvirt/build.sh $3 makes it)"
+    exit 77
   fi
+  die "no $2: run libvirt/build.sh $3"
+}
+
+run_tests() {
+  need_built "$BUILD_ROOT/build/.built" "cached build at $BUILD_ROOT" build "${1:-}"
   local t rc=0 passed=0 failed=0
   for t in "${TESTS[@]}"; do
     if (cd "$BUILD_ROOT/build/tests" && VIR_TEST_DEBUG=0 "./$t" > "$BUILD_ROOT/$t.log" 2>&1); then
@@ -504,13 +509,7 @@ deb_has() {
 }
 
 verify_debs() {
-  if [ ! -f "$DEBS_DIR/.built" ]; then
-    if [ "${1:-}" = "--skip-without-build" ]; then
-      log "no packages at $DEBS_DIR: skipped (libvirt/build.sh debs makes them)"
-      exit 77
-    fi
-    die "no packages at $DEBS_DIR: run libvirt/build.sh debs"
-  fi
+  need_built "$DEBS_DIR/.built" "packages at $DEBS_DIR" debs "${1:-}"
   local deb ver pkg want n=0 failed=0 multiarch schema
   fail() { log "FAIL $*"; failed=$((failed + 1)); }
   for deb in "$DEBS_DIR"/*.deb; do

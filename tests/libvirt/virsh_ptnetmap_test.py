@@ -84,15 +84,7 @@ def use_patched_virt_aa_helper():
 
 
 def start_patched_libvirtd():
-    for d in shm.LIBVIRT_DIRS:
-        require(os.path.isdir(d), f"{d} exists (a mount point for tmpfs)", "run scripts/setup.sh")
-        shm.mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", d)
-    Path("/etc/libvirt/qemu.conf").write_text(shm.qemu_conf())
-    Path("/etc/libvirt/libvirtd.conf").write_text(shm.LIBVIRTD_CONF)
-    out = open(WORK / "libvirtd.out", "w")
-    proc = subprocess.Popen([LIBVIRT / "run", LIBVIRT / "src" / "libvirtd"],
-                            stdout=out, stderr=subprocess.STDOUT)
-    steps.CHILDREN.append(proc)
+    proc = shm.start_libvirtd([LIBVIRT / "run", LIBVIRT / "src" / "libvirtd"])
     up = wait_for(lambda: proc.poll() is None and
                   virsh("version", timeout=120).returncode == 0, 150, 1)
     require(up, "the patched libvirtd serves qemu:///system",
@@ -230,16 +222,18 @@ def main():
         " | ".join(stream.communicate(timeout=30)[0].strip().splitlines()[-2:]))
     shm.kernel_clean("interface unplugged")
     if shm.SECURITY == "apparmor":
-        check(not shm.grants_rw(shm.profile_files(), sock),
+        rules = shm.profile_files()
+        check(not shm.grants_rw(rules, sock),
               "unplugged: the domain's AppArmor profile no longer grants the socket",
-              shm.profile_files()[-1500:])
+              rules[-1500:])
     r = virsh("attach-device", DOMAIN, WORK / "iface.xml", "--live", timeout=90)
     check(r.returncode == 0, "virsh attach-device --live of the interface", r.stdout + r.stderr)
     check(wait_for(live_has_interface, 30, 0.5), "the running domain has the interface again")
     if shm.SECURITY == "apparmor":
-        check(shm.grants_rw(shm.profile_files(), sock),
+        rules = shm.profile_files()
+        check(shm.grants_rw(rules, sock),
               "plugged: the domain's AppArmor profile grants the socket again",
-              shm.profile_files()[-1500:])
+              rules[-1500:])
     ok = wait_for(lambda: results_file(results, "guest-up-2") is not None, 90)
     check(ok and results_file(results, "guest-up-2") == "ok",
           "the guest's interface is back and pings the host through the port")

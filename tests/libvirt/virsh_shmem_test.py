@@ -219,7 +219,7 @@ def check_qemu_confined(pid, sock):
 
 
 def domain_uuid():
-    return run(*virsh_argv("domuuid", DOMAIN)).stdout.strip()
+    return run("virsh", "-c", URI, "domuuid", DOMAIN).stdout.strip()
 
 
 def profile_files():
@@ -284,11 +284,9 @@ def check_no_denials(what):
 
 
 
-def virsh_argv(*args):
-    return ["virsh", "-c", URI, *args]
-
-
-def start_libvirtd():
+def start_libvirtd(argv=("libvirtd",)):
+    """libvirtd (Debian's, or argv's) with its folders on tmpfs and the
+    lab's configuration; not yet waited for."""
     for d in LIBVIRT_DIRS:
         require(os.path.isdir(d), f"{d} exists (a mount point for tmpfs)",
                 "run scripts/setup.sh: it installs libvirt and makes these folders")
@@ -296,7 +294,7 @@ def start_libvirtd():
     Path("/etc/libvirt/qemu.conf").write_text(qemu_conf())
     Path("/etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF)
     out = open(WORK / "libvirtd.out", "w")
-    proc = subprocess.Popen(["libvirtd"], stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
     CHILDREN.append(proc)
     return proc
 

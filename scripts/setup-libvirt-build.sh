@@ -8,8 +8,9 @@
 # build needs it.
 set -euo pipefail
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+log() { printf 'setup-libvirt-build: %s\n' "$*" >&2; }
+# shellcheck source=scripts/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 PACKAGES=(
   dpkg-dev patch xz-utils meson ninja-build pkg-config gcc
@@ -20,12 +21,4 @@ PACKAGES=(
   libblkid-dev
 )
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-[ "${#missing[@]}" -eq 0 ] && exit 0
-printf 'setup-libvirt-build: installing %s\n' "${missing[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_install "${PACKAGES[@]}"

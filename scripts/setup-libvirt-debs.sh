@@ -15,29 +15,15 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BUILD_SH="$HERE/../libvirt/build.sh"
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
 log() { printf 'setup-libvirt-debs: %s\n' "$*" >&2; }
+# shellcheck source=scripts/apt.sh
+. "$HERE/apt.sh"
 
 # The tools to fetch and read the source package, and the package build's
 # own needs beyond Build-Depends (dpkg-buildpackage, a compiler, fakeroot).
 BASE=(dpkg-dev build-essential fakeroot xz-utils apt)
 
-install_missing() {
-  local pkg status missing=()
-  for pkg in "$@"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$pkg")
-  done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  log "installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
-
-install_missing "${BASE[@]}"
+apt_install "${BASE[@]}"
 "$BUILD_SH" fetch
 dsc="$("$BUILD_SH" path debian-dsc)"
 

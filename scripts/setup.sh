@@ -10,10 +10,9 @@
 set -euo pipefail
 
 CACHE="${PTNETMAP_CACHE:-$HOME/.cache/ptnetmap}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
 log() { printf 'setup: %s\n' "$*" >&2; }
+# shellcheck source=scripts/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 # Build tools and libraries (userspace is C++20 against Debian 12's packages).
 PACKAGES=(
@@ -48,26 +47,6 @@ PACKAGES=(
   python3-wsgi-intercept python3-requests-mock python3-setuptools
 )
 
-missing_packages() {
-  local pkg status
-  for pkg in "$@"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || printf '%s\n' "$pkg"
-  done
-}
-
-apt_install() {
-  local -a missing
-  mapfile -t missing < <(missing_packages "$@")
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  log "installing ${missing[*]}"
-  if [ ! -f "$CACHE/.apt-updated" ] || [ -n "$(find "$CACHE/.apt-updated" -mmin +720)" ]; then
-    $SUDO apt-get update -qq
-    mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
-  fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 mkdir -p "$CACHE"
 apt_install "${PACKAGES[@]}"
 
@@ -91,14 +70,26 @@ KREL=$(cat "$CACHE/kernel-release")
 
 apt_install "linux-headers-$KREL"
 
+# unpack_deb PKG VERSION DEST: Debian's package PKG (VERSION, or apt's
+# candidate when empty) unpacked into DEST, not installed; the .deb is kept
+# in $CACHE/debs, and DEST appears whole or not at all.
+unpack_deb() {
+  local pkg="$1" version="$2" dest="$3" deb
+  deb="${pkg}_${version:-*}_*.deb"
+  deb="${deb//:/%3a}"  # an epoch's colon, as apt names the file
+  mkdir -p "$CACHE/debs" "$dest.tmp"
+  if ! compgen -G "$CACHE/debs/$deb" >/dev/null; then
+    (cd "$CACHE/debs" && apt-get download -q "$pkg${version:+=$version}" >/dev/null)
+  fi
+  # shellcheck disable=SC2086  # $deb is a glob
+  dpkg-deb -x "$CACHE"/debs/$deb "$dest.tmp"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+}
+
 KDIR="$CACHE/kernel/$KREL"
 if [ ! -f "$KDIR/boot/vmlinuz-$KREL" ]; then
   log "fetching linux-image-$KREL"
-  mkdir -p "$CACHE/debs" "$KDIR.tmp"
-  (cd "$CACHE/debs" && ls linux-image-"$KREL"_*.deb >/dev/null 2>&1 ||
-     apt-get download -q "linux-image-$KREL" >/dev/null)
-  dpkg-deb -x "$CACHE"/debs/linux-image-"$KREL"_*.deb "$KDIR.tmp"
-  rm -rf "$KDIR" && mv "$KDIR.tmp" "$KDIR"
+  unpack_deb "linux-image-$KREL" "" "$KDIR"
 fi
 
 # libvirt's AppArmor profiles (libvirtd's, virt-aa-helper's, the QEMU
@@ -110,11 +101,7 @@ LV_VERSION=$(dpkg-query -W -f='${Version}' libvirt-daemon)
 LV_PROFILES="$CACHE/libvirt-apparmor/$LV_VERSION"
 if [ ! -f "$LV_PROFILES/etc/apparmor.d/usr.sbin.libvirtd" ]; then
   log "fetching libvirt-daemon-system $LV_VERSION (its AppArmor profiles)"
-  mkdir -p "$CACHE/debs" "$LV_PROFILES.tmp"
-  (cd "$CACHE/debs" && ls libvirt-daemon-system_"${LV_VERSION//:/%3a}"_*.deb >/dev/null 2>&1 ||
-     apt-get download -q "libvirt-daemon-system=$LV_VERSION" >/dev/null)
-  dpkg-deb -x "$CACHE"/debs/libvirt-daemon-system_"${LV_VERSION//:/%3a}"_*.deb "$LV_PROFILES.tmp"
-  rm -rf "$LV_PROFILES" && mv "$LV_PROFILES.tmp" "$LV_PROFILES"
+  unpack_deb libvirt-daemon-system "$LV_VERSION" "$LV_PROFILES"
 fi
 
 log "ready: kernel $KREL, cache $CACHE"
